@@ -1,0 +1,45 @@
+"""The ``effnet`` command: a thin face over the Python API.
+
+Each subcommand lives in its own module with ``add_parser(subparsers)``, which registers
+the parser and sets ``func`` (args -> exit status). Errors that speak to the user
+(``EffnetUserError`` and friends) print one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from ..spec import SpecError
+from ..zoo import UnknownModelError
+
+# Subcommand modules, in the order `effnet --help` lists them.
+COMMANDS = ("models", "show", "scale")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="effnet", description="EfficientNet as data: models, scaling, weights, training, experiments.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (SpecError, UnknownModelError, FileNotFoundError, ValueError) as error:
+        print(f"effnet {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"effnet {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data: transforms from preprocessing settings, datasets and image loading."""

@@ -1,0 +1,97 @@
+"""Layers that every block shares: TF "SAME" padding, conv-BN-activation, squeeze-and-
+excitation, and stochastic depth."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """TF "SAME" padding (before, after) along one axis of length ``size``.
+
+    TF makes the output ``ceil(size / stride)`` long and puts the odd pixel *after*.
+    With ``size = q * stride + r`` the total is ``k_eff - (r or stride)``, clipped at 0.
+    """
+    effective = (kernel - 1) * dilation + 1
+    remainder = size % stride
+    total = max(effective - (remainder if remainder > 0 else stride), 0)
+    return total // 2, total - total // 2
+
+
+class Conv2dSame(nn.Conv2d):
+    """A conv with TF "SAME" padding computed from the actual input size (any size works).
+
+    Only used where SAME differs from symmetric padding: strides > 1. The parameters are
+    those of ``nn.Conv2d``, so state dicts do not depend on the padding mode.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        top, bottom = same_padding(x.shape[-2], self.kernel_size[0], self.stride[0], self.dilation[0])
+        left, right = same_padding(x.shape[-1], self.kernel_size[1], self.stride[1], self.dilation[1])
+        x = F.pad(x, [left, right, top, bottom])
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def conv2d(in_channels: int, out_channels: int, kernel: int, stride: int = 1, *,
+           groups: int = 1, bias: bool = False, padding: str = "same") -> nn.Conv2d:
+    """A kxk conv; SAME and symmetric padding agree for odd kernels at stride 1."""
+    if padding == "same" and stride > 1:
+        return Conv2dSame(in_channels, out_channels, kernel, stride, padding=0, groups=groups, bias=bias)
+    return nn.Conv2d(in_channels, out_channels, kernel, stride, padding=kernel // 2, groups=groups, bias=bias)
+
+
+def activation(name: str | None) -> nn.Module:
+    if name is None:
+        return nn.Identity()
+    return {"silu": nn.SiLU, "relu": nn.ReLU, "relu6": nn.ReLU6, "hard_swish": nn.Hardswish}[name]()
+
+
+class ConvBnAct(nn.Module):
+    """conv -> BN -> activation (``act=None`` for the linear projection of MBConv)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int = 1, stride: int = 1, *,
+                 groups: int = 1, act: str | None, bn_eps: float, bn_momentum: float,
+                 padding: str) -> None:
+        super().__init__()
+        self.conv = conv2d(in_channels, out_channels, kernel, stride, groups=groups, padding=padding)
+        self.bn = nn.BatchNorm2d(out_channels, eps=bn_eps, momentum=bn_momentum)
+        self.act = activation(act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(self.conv(x)))
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation (Hu et al.): global mean -> reduce -> act -> expand -> sigmoid."""
+
+    def __init__(self, channels: int, reduced: int, act: str) -> None:
+        super().__init__()
+        self.reduce = nn.Conv2d(channels, reduced, 1, bias=True)
+        self.act = activation(act)
+        self.expand = nn.Conv2d(reduced, channels, 1, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = x.mean((2, 3), keepdim=True)
+        scale = self.expand(self.act(self.reduce(scale)))
+        return x * torch.sigmoid(scale)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth (Huang et al. 2016) as in the official code: one Bernoulli draw per
+    sample, survivors divided by the keep probability, identity at eval time."""
+
+    def __init__(self, rate: float) -> None:
+        super().__init__()
+        self.rate = float(rate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.rate == 0.0:
+            return x
+        keep = 1.0 - self.rate
+        mask = torch.empty((x.shape[0], 1, 1, 1), dtype=x.dtype, device=x.device).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"rate={self.rate:.4f}"
