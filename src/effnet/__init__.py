@@ -7,6 +7,7 @@ from .model import ConvNet, FeatureNet, build_model
 from .scaling import compound_coefficients, compound_scale, round_filters, round_repeats, scale
 from .spec import HeadSpec, NetworkSpec, ScalingPolicy, SpecError, StageSpec, StemSpec
 from .zoo import UnknownModelError, get_spec, list_models
+from .data.transforms import transforms_for
 
 __version__ = "0.1.0"
 
@@ -14,5 +15,5 @@ __all__ = [
     "BlockStringError", "ConvNet", "FeatureNet", "HeadSpec", "NetworkSpec", "ScalingPolicy", "SpecError",
     "StageSpec", "StemSpec", "UnknownModelError", "build_model", "compound_coefficients", "compound_scale",
     "count", "count_madds", "count_params", "create_model", "format_stage", "get_spec", "list_models",
-    "parse_stage", "round_filters", "round_repeats", "scale",
+    "parse_stage", "round_filters", "round_repeats", "scale", "transforms_for",
 ]

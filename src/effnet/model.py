@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .nn import BLOCKS, BlockArgs, ConvBnAct
+from .preprocessing import Preprocessing
 from .spec import NetworkSpec, SpecError
 
 
@@ -108,6 +109,9 @@ class ConvNet(_Trunk):
         self.dropout = nn.Dropout(spec.dropout)
         self.classifier = self._make_classifier(spec.num_classes)
         self.feature_info = [info for _, info in feature_taps(spec)]
+        # Set when weights are loaded: how inputs must be prepared, and what the classes are.
+        self.preprocessing: Preprocessing | None = None
+        self.class_names: tuple[str, ...] | None = None
         self._init_weights()
 
     @property

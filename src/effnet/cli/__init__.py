@@ -1,6 +1,6 @@
 """The ``effnet`` command: a thin face over the Python API.
 
-Each subcommand lives in its own module with ``add_parser(subparsers)``, which registers
+Each subcommand lives in its own module of this package with ``add_parser(subparsers)``, which registers
 the parser and sets ``func`` (args -> exit status). Errors that speak to the user
 (``EffnetUserError`` and friends) print one line, never a traceback.
 """
@@ -9,21 +9,27 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 from collections.abc import Sequence
 
 from ..spec import SpecError
 from ..zoo import UnknownModelError
 
-# Subcommand modules, in the order `effnet --help` lists them.
-COMMANDS = ("models", "show", "scale")
+# `effnet --help` lists these first, then any other subcommand module of this package.
+ORDER = ("models", "show", "scale", "predict", "cam", "convert", "train", "eval", "export", "bench")
+
+
+def command_names() -> list[str]:
+    found = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
+    return sorted(found, key=lambda name: (ORDER.index(name) if name in ORDER else len(ORDER), name))
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="effnet", description="EfficientNet as data: models, scaling, weights, training, experiments.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
+    for name in command_names():
         importlib.import_module(f"{__name__}.{name}").add_parser(subparsers)
     return parser
 

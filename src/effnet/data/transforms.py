@@ -30,3 +30,18 @@ def eval_transform(pre: Preprocessing) -> T.Compose:
         T.ToDtype(torch.float32, scale=True),
         T.Normalize(pre.mean, pre.std),
     ])
+
+
+def default_preprocessing(resolution: int) -> Preprocessing:
+    """What a model without weights metadata gets: the official TF eval crop at its size."""
+    return Preprocessing.tf_efficientnet(resolution)
+
+
+def transforms_for(model: torch.nn.Module) -> T.Compose:
+    """The eval transform that matches a model's weights (from their metadata), or the
+    official TF eval preprocessing at the model's native resolution."""
+    pre = getattr(model, "preprocessing", None)
+    if pre is None:
+        spec = getattr(model, "spec", None)
+        pre = default_preprocessing(spec.resolution if spec is not None else 224)
+    return eval_transform(pre)
