@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .nn import BLOCKS, BlockArgs, ConvBnAct
 from .preprocessing import Preprocessing
@@ -75,6 +76,17 @@ class _Trunk(nn.Module):
                 blocks.append(BLOCKS[stage.kind](args))
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.ModuleList(stages)
+        self.grad_checkpointing = False
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each stage's activations in the backward pass instead of storing them:
+        less training memory, same results, about one extra forward of compute."""
+        self.grad_checkpointing = enable
+
+    def _run_stage(self, stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(stage, x, use_reentrant=False)
+        return stage(x)
 
     def _init_weights(self) -> None:
         """TF init: conv N(0, sqrt(2 / fan_out)), dense U(+-1/sqrt(out)), zero biases."""
@@ -134,7 +146,7 @@ class ConvNet(_Trunk):
         """The unpooled feature map after the head conv."""
         x = self.stem_pool(self.stem(x))
         for stage in self.stages:
-            x = stage(x)
+            x = self._run_stage(stage, x)
         return self.head(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -178,7 +190,7 @@ class FeatureNet(_Trunk):
             features.append(x)
         x = self.stem_pool(x)
         for i, stage in enumerate(self.stages):
-            x = stage(x)
+            x = self._run_stage(stage, x)
             if i in self._tap_stages:
                 features.append(x)
         return features
