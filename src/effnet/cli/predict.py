@@ -1,0 +1,105 @@
+"""`effnet predict PATH...`: top-k classes for images and folders, as a table or JSON.
+
+Exit status: 0 when every file got an answer, 1 when any file failed (each failure is one
+line on stderr), 2 for usage errors (unknown model, bad weights, bad options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ..factory import create_model
+from ..predict import PredictionRecord, expand_inputs, iter_predictions, resolve_device
+from ._format import console, print_json
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """--model, --weights and --device, shared with `effnet cam`."""
+    p.add_argument("--model", required=True, metavar="NAME", help="a model name from `effnet models`")
+    p.add_argument("--weights", metavar="W", default=None,
+                   help="a registered weights tag (e.g. lite0.official), a .safetensors/.pth file or "
+                        "hf-hub:ORG/REPO (default: random weights, useful for testing only)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                   help="where to run (default: cuda when available, else cpu)")
+
+
+def load_model(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The model the arguments name; failures become a ValueError, which the CLI reports as
+    one line with exit status 2."""
+    try:
+        return create_model(args.model, weights=args.weights)
+    except (ImportError, OSError, RuntimeError) as error:
+        # e.g. an optional weights package that is not installed, an unreadable file.
+        message = " ".join(str(error).split())
+        raise ValueError(f"cannot create {args.model} with weights {args.weights}: {message}") from None
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("predict", help="top-k classes for images or folders of images")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
+    add_model_arguments(p)
+    p.add_argument("--top-k", type=positive_int, default=5, metavar="K", help="classes per image (default 5)")
+    p.add_argument("--json", action="store_true", help="print a JSON list, one record per file")
+    p.add_argument("--batch-size", type=positive_int, default=16, metavar="N", help="images per batch (default 16)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)  # a ValueError here is a usage error (exit 2)
+    model = load_model(args)
+    items = expand_inputs(args.paths)
+    err = Console(stderr=True)
+    records: list[PredictionRecord] = []
+    # A bar only helps when it can redraw (a terminal) and there is more than one batch to wait for.
+    with Progress(TextColumn("predict"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, transient=True,
+                  disable=not err.is_terminal or len(items) <= args.batch_size) as progress:
+        task = progress.add_task("predict", total=len(items))
+        try:
+            for record in iter_predictions([item for _, item in items], model, args.top_k, args.batch_size, device):
+                if not record.ok:
+                    # print() not err.print(): rich would wrap long paths onto a second line.
+                    print(f"effnet predict: {record.error}", file=sys.stderr, flush=True)
+                records.append(record)
+                progress.advance(task)
+        except torch.OutOfMemoryError:
+            raise ValueError(f"out of memory on {device} with --batch-size {args.batch_size}; "
+                             "try a smaller batch size or --device cpu") from None
+    failed = sum(not r.ok for r in records)
+    if args.json:
+        print_json([r.to_dict() for r in records])
+    else:
+        _print_records(records, args)
+    if failed:
+        print(f"effnet predict: {failed} of {len(records)} files failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _print_records(records: list[PredictionRecord], args: argparse.Namespace) -> None:
+    good = [r for r in records if r.ok]
+    if not good:
+        return
+    table = Table(title=f"{args.model} ({args.weights or 'random weights'}): top-{args.top_k}")
+    table.add_column("file")
+    table.add_column("class")
+    table.add_column("index", justify="right")
+    table.add_column("probability", justify="right")
+    for r in good:
+        # One row per file, one line per class inside it: the top-k stay together.
+        table.add_row(r.path, "\n".join(s.name for s in r.top_k), "\n".join(str(s.index) for s in r.top_k),
+                      "\n".join(f"{s.probability:.1%}" for s in r.top_k), end_section=True)
+    console().print(table)

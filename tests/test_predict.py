@@ -1,0 +1,214 @@
+"""`predict` and `effnet predict`: batched top-k on files and folders, bad files never stop
+the run, one line per failure, exit status 0/1/2, valid JSON; real photos with real weights."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import effnet
+from effnet.cli import main
+from effnet.predict import ClassScore, expand_inputs, iter_predictions, predict
+from .test_images import build_corpus
+
+MODEL = "efficientnet_lite0"  # the smallest model: no SE, fast on two CPU cores
+# While effnet.weights is being written it may be a folder without __init__.py (a namespace
+# package, origin None): treat that as missing too.
+_WEIGHTS_SPEC = importlib.util.find_spec("effnet.weights")
+HAS_WEIGHTS = _WEIGHTS_SPEC is not None and _WEIGHTS_SPEC.origin is not None
+
+
+@pytest.fixture(scope="module")
+def model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return effnet.create_model(MODEL).eval()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, bool]]:
+    folder = tmp_path_factory.mktemp("corpus")
+    return folder, build_corpus(folder)
+
+
+def _photos(folder: Path, n: int) -> list[Path]:
+    rng = np.random.default_rng(1)
+    paths = []
+    for i in range(n):
+        path = folder / f"photo_{i}.png"
+        Image.fromarray(rng.integers(0, 256, (60 + 10 * i, 80, 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+def test_records_for_the_whole_corpus(model: torch.nn.Module, corpus: tuple[Path, dict[str, bool]]) -> None:
+    folder, expected = corpus
+    records = predict(folder, model, top_k=3, batch_size=4)
+    assert [Path(r.path).name for r in records] == sorted(expected)  # folder order: sorted
+    for record in records:
+        name = Path(record.path).name
+        assert record.ok == expected[name], (name, record.error)
+        if record.ok:
+            assert len(record.top_k) == 3
+            probs = [s.probability for s in record.top_k]
+            assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+            assert all(s.name == f"class {s.index}" for s in record.top_k)  # no class names: indices
+        else:
+            assert record.top_k == () and "\n" not in record.error and name in record.error
+
+
+def test_batches_do_not_mix_up_images(model: torch.nn.Module, tmp_path: Path) -> None:
+    paths = _photos(tmp_path, 5)
+    one_by_one = predict(paths, model, top_k=1000, batch_size=1)
+    batched = predict(paths, model, top_k=1000, batch_size=3)
+    transform = effnet.transforms_for(model)
+    with torch.no_grad():
+        manual = model(torch.stack([transform(Image.open(p).convert("RGB")) for p in paths])).softmax(1)
+    for a, b, m in zip(one_by_one, batched, manual):
+        assert [s.index for s in a.top_k[:5]] == [s.index for s in b.top_k[:5]]
+        by_index = sorted(b.top_k, key=lambda s: s.index)
+        assert np.allclose([s.probability for s in by_index], m.numpy(), atol=1e-5)
+
+
+def test_predict_runs_in_eval_mode_and_restores_the_mode(tmp_path: Path) -> None:
+    net = effnet.create_model(MODEL)
+    assert net.training
+    paths = _photos(tmp_path, 2)
+    first, second = predict(paths, net, top_k=3), predict(paths, net, top_k=3)
+    assert net.training  # the caller's mode is back
+    assert first == second  # eval mode: BatchNorm running stats, no dropout, so deterministic
+
+
+def test_pil_images_and_class_names(tmp_path: Path) -> None:
+    net = effnet.create_model(MODEL, num_classes=3)
+    net.class_names = ("ant", "bee", "cicada")
+    records = predict([Image.new("RGBA", (50, 40), (9, 9, 9, 0)), Image.new("I;16", (30, 30))], net, top_k=5)
+    assert [r.path for r in records] == ["<image 0>", "<image 1>"]
+    assert all(len(r.top_k) == 3 for r in records)  # top_k is capped at the number of classes
+    assert {s.name for s in records[0].top_k} == {"ant", "bee", "cicada"}
+    assert isinstance(records[0].top_k[0], ClassScore)
+
+
+def test_folders_expand_recursively_sorted_by_extension(tmp_path: Path) -> None:
+    (tmp_path / "b" / "deeper").mkdir(parents=True)
+    for name in ("b/deeper/z.PNG", "b/a.jpeg", "a.jpg", "notes.txt", "b/x.webp"):
+        (tmp_path / name).write_bytes(b"x")
+    labels = [Path(label).relative_to(tmp_path).as_posix() for label, _ in expand_inputs(tmp_path)]
+    assert labels == ["a.jpg", "b/a.jpeg", "b/deeper/z.PNG", "b/x.webp"]
+
+
+def test_missing_path_and_empty_folder_are_records(model: torch.nn.Module, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    records = predict([tmp_path / "nope.jpg", tmp_path / "empty"], model)
+    assert [r.ok for r in records] == [False, False]
+    assert "no such file" in records[0].error and "no image files" in records[1].error
+
+
+def test_api_rejects_bad_arguments(model: torch.nn.Module, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="top_k"):
+        predict(tmp_path, model, top_k=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        iter_predictions(tmp_path, model, batch_size=0)  # checked at the call, before any next()
+    with pytest.raises(ValueError, match="no classifier"):
+        predict(tmp_path, effnet.create_model(MODEL, num_classes=0))
+
+
+def _check_cli_json(out: str, err: str, expected: dict[str, bool]) -> None:
+    records = json.loads(out)
+    assert sorted(Path(r["path"]).name for r in records) == sorted(expected)
+    for record in records:
+        ok = expected[Path(record["path"]).name]
+        assert (record["error"] is None) == ok, record
+        assert (record["top_k"] is not None) == ok
+    error_lines = [line for line in err.splitlines() if line.startswith("effnet predict: ")]
+    failed = sum(not ok for ok in expected.values())
+    assert len(error_lines) == failed + 1  # one line per bad file, then the summary
+    assert f"{failed} of {len(expected)} files failed" in err
+    assert "Traceback" not in err
+
+
+def test_cli_corpus_json_and_exit_status(corpus: tuple[Path, dict[str, bool]],
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    folder, expected = corpus
+    assert main(["predict", str(folder), "--model", MODEL, "--json", "--batch-size", "4", "--top-k", "2"]) == 1
+    out, err = capsys.readouterr()
+    _check_cli_json(out, err, expected)
+
+
+def test_cli_table_and_success(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    paths = _photos(tmp_path, 2)
+    assert main(["predict", *map(str, paths), "--model", MODEL, "--top-k", "2", "--device", "cpu"]) == 0
+    out, err = capsys.readouterr()
+    assert "photo_0.png" in out and "photo_1.png" in out and "probability" in out
+    assert err == ""
+
+
+@pytest.mark.parametrize("argv", [
+    ["--model", "efficientnet_b99"],  # unknown model
+    ["--model", MODEL, "--top-k", "0"],
+    ["--model", MODEL, "--batch-size", "-1"],
+    [],  # --model is required
+])
+def test_cli_usage_errors_exit_2(tmp_path: Path, argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        status = main(["predict", str(tmp_path), *argv])
+    except SystemExit as exit_:  # argparse reports its own usage errors by exiting
+        status = exit_.code
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip()
+
+
+def test_cli_unknown_model_suggests(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["predict", str(tmp_path), "--model", "efficientnet_b99"]) == 2
+    assert "efficientnet" in capsys.readouterr().err
+
+
+def test_subprocess_corpus(corpus: tuple[Path, dict[str, bool]]) -> None:
+    folder, expected = corpus
+    env = {**os.environ, "PYTHONPATH": str(Path(effnet.__file__).parents[1])}
+    result = subprocess.run([sys.executable, "-m", "effnet", "predict", str(folder), "--model", MODEL, "--json",
+                             "--batch-size", "8"], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 1, result.stderr
+    _check_cli_json(result.stdout, result.stderr, expected)
+
+
+requires_weights = pytest.mark.skipif(
+    not HAS_WEIGHTS,
+    reason="effnet.weights is not there yet (no effnet/weights/__init__.py): real Lite weights cannot be loaded")
+
+
+@pytest.fixture(scope="module")
+def lite0() -> torch.nn.Module:
+    return effnet.create_model("efficientnet_lite0", weights="lite0.official")
+
+
+@requires_weights
+@pytest.mark.parametrize(("photo", "classes"), [
+    ("coffee", {"espresso"}),
+    ("chelsea", {"tiger cat", "tabby", "tabby cat", "Egyptian cat"}),
+])
+def test_real_weights_on_real_photos(lite0: torch.nn.Module, photo: str, classes: set[str]) -> None:
+    skimage_data = pytest.importorskip("skimage.data")
+    image = Image.fromarray(getattr(skimage_data, photo)())
+    (record,) = predict(image, lite0, top_k=5)
+    assert record.top_k[0].name in classes, record.top_k
+    assert record.top_k[0].probability > 0.2
+
+
+@requires_weights
+def test_real_weights_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    skimage_data = pytest.importorskip("skimage.data")
+    Image.fromarray(skimage_data.coffee()).save(tmp_path / "coffee.jpg", quality=95)
+    assert main(["predict", str(tmp_path / "coffee.jpg"), "--model", "efficientnet_lite0",
+                 "--weights", "lite0.official", "--json", "--top-k", "1"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["top_k"][0]["name"] == "espresso"
