@@ -33,5 +33,10 @@ def millions(n: int) -> str:
     return f"{n / 1e6:.2f}M"
 
 
+def exact(n: int) -> str:
+    """A count to the unit, grouped: parameter counts are compared exactly."""
+    return f"{n:,}"
+
+
 def billions(n: int) -> str:
     return f"{n / 1e9:.3f}B"

@@ -6,7 +6,7 @@ import argparse
 
 from ..counting import count
 from ..zoo import get_spec, list_models, paper_entry
-from ._format import billions, millions, print_json, print_table
+from ._format import billions, exact, print_json, print_table
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         print_json(records)
         return 0
     rows = [
-        (r["name"], r["resolution"], millions(r["params"]),  # type: ignore[arg-type]
+        (r["name"], r["resolution"], exact(r["params"]),  # type: ignore[arg-type]
          r["paper_params_m"] and f"{r['paper_params_m']}M", billions(r["madds"]),  # type: ignore[arg-type]
          r["paper_flops_b"] and f"{r['paper_flops_b']}B", r["paper_top1"])
         for r in records

@@ -7,7 +7,7 @@ import argparse
 from ..counting import count
 from ..scaling import ALPHA, BETA, GAMMA, Multipliers, compound_coefficients, scale_by
 from ..zoo import get_spec
-from ._format import billions, millions, print_json, print_table
+from ._format import billions, exact, millions, print_json, print_table
 from .show import stage_records
 
 
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         print_json({**summary, "stages": stage_records(scaled)})
         return 0
     rows = [(r["stage"], r["operator"], "x".join(map(str, r["resolution"])), r["channels"],  # type: ignore[call-overload]
-             r["layers"], millions(r["params"]), billions(r["madds"])) for r in stage_records(scaled)]  # type: ignore[arg-type]
+             r["layers"], exact(r["params"]), billions(r["madds"])) for r in stage_records(scaled)]  # type: ignore[arg-type]
     print_table(f"{base.name} scaled by {how}", ["stage", "operator", "input res", "channels", "layers",
                                                  "params", "MAdds"], rows)
     reference = f"; 2^phi = {summary['two_to_phi']:.3f}" if args.phi is not None else ""

@@ -7,7 +7,7 @@ import argparse
 from ..blockstring import format_stage
 from ..counting import count
 from ..zoo import get_spec
-from ._format import billions, millions, print_json, print_table
+from ._format import billions, exact, print_json, print_table
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -37,9 +37,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     total = count(spec, args.resolution)
     rows = [(r["stage"], r["operator"], "x".join(map(str, r["resolution"])), r["channels"],  # type: ignore[call-overload]
-             r["layers"], millions(r["params"]), billions(r["madds"]), r["block_string"])  # type: ignore[arg-type]
+             r["layers"], exact(r["params"]), billions(r["madds"]), r["block_string"])  # type: ignore[arg-type]
             for r in records]
-    print_table(f"{spec.name}: {millions(total.params)} params, {billions(total.madds)} MAdds "
+    print_table(f"{spec.name}: {exact(total.params)} params, {billions(total.madds)} MAdds "
                 f"at {total.resolution[0]}x{total.resolution[1]}",
                 ["stage", "operator", "input res", "channels", "layers", "params", "MAdds", "block string"], rows,
                 caption=f"activation {spec.activation}, BN eps {spec.bn_eps:g}, padding {spec.padding}, "

@@ -45,8 +45,8 @@ _PAPER: dict[str, PaperEntry] = {
     "efficientnet_lite2": PaperEntry(77.6, 6.1, None, "official Lite README (fp32)"),
     "efficientnet_lite3": PaperEntry(79.8, 8.2, None, "official Lite README (fp32)"),
     "efficientnet_lite4": PaperEntry(81.5, 13.0, None, "official Lite README (fp32)"),
-    "mobilenet_v1": PaperEntry(70.6, 4.2, 0.569, "paper Table 3 / Howard et al. 2017"),
-    "mobilenet_v2": PaperEntry(72.0, 3.4, 0.3, "paper Table 3"),
+    "mobilenet_v1": PaperEntry(70.6, 4.2, 0.6, "paper Table 3; params from Howard et al. 2017"),
+    "mobilenet_v2": PaperEntry(72.0, 3.4, 0.3, "paper Table 3; params from Sandler et al. 2018"),
     "resnet50": PaperEntry(76.0, 26.0, 4.1, "paper Tables 2 and 3"),
 }
 
