@@ -8,12 +8,14 @@ from .scaling import compound_coefficients, compound_scale, round_filters, round
 from .spec import HeadSpec, NetworkSpec, ScalingPolicy, SpecError, StageSpec, StemSpec
 from .zoo import UnknownModelError, get_spec, list_models
 from .data.transforms import transforms_for
+from .weights import IncompatibleWeightsError, WeightsError, list_weights, load_weights
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BlockStringError", "ConvNet", "FeatureNet", "HeadSpec", "NetworkSpec", "ScalingPolicy", "SpecError",
-    "StageSpec", "StemSpec", "UnknownModelError", "build_model", "compound_coefficients", "compound_scale",
-    "count", "count_madds", "count_params", "create_model", "format_stage", "get_spec", "list_models",
-    "parse_stage", "round_filters", "round_repeats", "scale", "transforms_for",
+    "BlockStringError", "build_model", "compound_coefficients", "compound_scale", "ConvNet", "count",
+    "count_madds", "count_params", "create_model", "FeatureNet", "format_stage", "get_spec", "HeadSpec",
+    "IncompatibleWeightsError", "list_models", "list_weights", "load_weights", "NetworkSpec", "parse_stage",
+    "round_filters", "round_repeats", "scale", "ScalingPolicy", "SpecError", "StageSpec", "StemSpec",
+    "transforms_for", "UnknownModelError", "WeightsError",
 ]
