@@ -16,7 +16,7 @@ from .load import LoadedWeights, create_with_weights, fetch_weights, load_weight
 from .metadata import WeightsMeta
 from .peers import PeerWeights, peer_weights
 from .registry import REGISTRY, PackageFile, WeightsEntry, get_weights_entry, list_weights
-from .spec_json import spec_from_dict, spec_to_dict
+from ..spec_json import spec_from_dict, spec_to_dict
 
 __all__ = [
     "FOREIGN_LAYOUTS", "HubFile", "IncompatibleWeightsError", "LAYOUTS", "Layout", "LoadedWeights", "PackageFile",

@@ -23,7 +23,7 @@ from .hub import PREFIX as HUB_PREFIX, HubFile
 from .layouts import Layout
 from .metadata import WeightsMeta
 from .registry import get_weights_entry
-from .spec_json import same_architecture
+from ..spec_json import same_architecture
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 from ..preprocessing import Preprocessing
 from ..spec import NetworkSpec
 from .errors import WeightsError
-from .spec_json import spec_from_dict, spec_to_dict
+from ..spec_json import spec_from_dict, spec_to_dict
 
 METADATA_KEY = "effnet"
 FORMAT = "effnet.weights/1"

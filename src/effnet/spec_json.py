@@ -1,5 +1,5 @@
-"""A NetworkSpec as plain JSON data, so that a weights file can rebuild its own network.
-
+"""A NetworkSpec as plain JSON data: weights files, training checkpoints and experiment journals
+all rebuild their network from it.
 Stages are written as official block strings (``r1_k3_s11_e1_i32_o16_se0.25``), which a
 reader of the paper's Table 1 can check by eye.
 """
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..blockstring import format_stages, parse_stages
-from ..spec import HeadSpec, NetworkSpec, ScalingPolicy, SpecError, StemSpec
+from .blockstring import format_stages, parse_stages
+from .spec import HeadSpec, NetworkSpec, ScalingPolicy, SpecError, StemSpec
 
 _SETTINGS = ("activation", "bn_eps", "bn_momentum", "padding", "resolution", "dropout", "drop_path_rate",
              "num_classes", "in_chans")
@@ -45,7 +45,7 @@ def spec_from_dict(data: dict[str, Any]) -> NetworkSpec:
             **{key: data[key] for key in _SETTINGS if key in data},
         )
     except (KeyError, TypeError) as error:
-        raise SpecError(f"the network description in the weights metadata is incomplete ({error!r})") from None
+        raise SpecError(f"the network description is incomplete ({error!r})") from None
 
 
 def same_architecture(a: NetworkSpec, b: NetworkSpec) -> bool:
