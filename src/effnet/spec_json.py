@@ -1,5 +1,6 @@
 """A NetworkSpec as plain JSON data: weights files, training checkpoints and experiment journals
 all rebuild their network from it.
+
 Stages are written as official block strings (``r1_k3_s11_e1_i32_o16_se0.25``), which a
 reader of the paper's Table 1 can check by eye.
 """
