@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from PIL import Image
@@ -18,14 +17,12 @@ def run(out_dir: str | Path = "demo-output") -> int:
     except ImportError:
         print("scikit-image is not installed: `pip install scikit-image` for the demo photos")
         return 0
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as folder:
-        for name in PHOTOS:
-            Image.fromarray(getattr(data, name)()).save(Path(folder) / f"{name}.png")
-        status = cli(["predict", folder, "--model", "efficientnet_lite0", "--weights", "lite0.official",
-                      "--top-k", "3"])
-        cam = out / "cam_coffee.png"
-        cli(["cam", str(Path(folder) / "coffee.png"), "--model", "efficientnet_lite0",
-             "--weights", "lite0.official", "--out", str(cam)])
+    photos = Path(out_dir) / "photos"
+    photos.mkdir(parents=True, exist_ok=True)
+    for name in PHOTOS:
+        Image.fromarray(getattr(data, name)()).save(photos / f"{name}.png")
+    status = cli(["predict", str(photos), "--model", "efficientnet_lite0", "--weights", "lite0.official",
+                  "--top-k", "3"])
+    cli(["cam", str(photos / "coffee.png"), "--model", "efficientnet_lite0", "--weights", "lite0.official",
+         "--out", str(Path(out_dir) / "cam_coffee.png")])
     return status
