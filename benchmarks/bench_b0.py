@@ -1,0 +1,63 @@
+"""EfficientNet-B0 at 224 px on 2 CPU threads: our paths against timm and torchvision.
+
+    python benchmarks/bench_b0.py [--quick] [--out benchmarks/results]
+
+Runs every contestant alternately in one process (see ``effnet.deploy.bench``), then
+measures training memory in fresh subprocesses, and writes ``b0_cpu.json`` and
+``b0_cpu.md``. Ratios are the numbers to quote; absolute numbers depend on the machine and
+on whatever else runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from effnet.deploy.bench import Report, cpu_peak, run_bench, to_markdown, training_memory
+from effnet.deploy.contestants import PEERS, TRAIN_PATHS, Setting
+
+INFERENCE = ("eager", "channels_last", "fused", "compiled", "onnx-fp32", "onnx-int8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="1 round, no compile, no memory (a smoke run)")
+    parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile path")
+    parser.add_argument("--memory-only", action="store_true", help="only the training-memory subprocesses")
+    args = parser.parse_args()
+    if args.memory_only:
+        return memory_only(args)
+    inference = tuple(p for p in INFERENCE if not ((args.quick or args.no_compile) and p == "compiled"))
+    start = time.time()
+    report = run_bench(Setting("efficientnet_b0", 224, args.threads), inference=inference,
+                       rounds=1 if args.quick else 3, min_time=0.5 if args.quick else 2.0,
+                       memory=not args.quick, profile=not args.quick,
+                       log=lambda m: print(f"[{time.time() - start:6.0f}s] {m}", file=sys.stderr, flush=True))
+    args.out.mkdir(parents=True, exist_ok=True)
+    markdown = to_markdown(report)
+    (args.out / "b0_cpu.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    (args.out / "b0_cpu.md").write_text(markdown + (f"\n```\n{report.profile}```\n" if report.profile else ""))
+    print(markdown)
+    if report.profile:
+        print(report.profile)
+
+
+def memory_only(args: argparse.Namespace) -> None:
+    setting = Setting("efficientnet_b0", 224, args.threads)
+    rows = training_memory(setting, TRAIN_PATHS, PEERS[setting.model], 32,
+                           log=lambda m: print(m, file=sys.stderr, flush=True))
+    report = Report(setting, cpu_peak(args.threads), [], rows, ["training memory only"])
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "b0_cpu_memory.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    markdown = to_markdown(report)
+    (args.out / "b0_cpu_memory.md").write_text(markdown)
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""`effnet bench`: our inference and training paths against timm and torchvision, run
+alternately in one process; JSON and a markdown table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..deploy.contestants import INFERENCE_PATHS, TRAIN_PATHS, Setting
+
+
+def _list(value: str) -> list[str]:
+    return [item for item in value.split(",") if item]
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("bench", help="latency, throughput, training speed and memory against timm/torchvision")
+    p.add_argument("model", nargs="?", default="efficientnet_b0")
+    p.add_argument("--resolution", type=int, default=224)
+    p.add_argument("--threads", type=int, default=2, help="torch and onnxruntime intra-op threads (same for all)")
+    p.add_argument("--peers", type=_list, default=None,
+                   help="comma-separated, e.g. 'timm:tf_efficientnet_b0,torchvision:efficientnet_b0' "
+                        "(default: the same architecture in timm and torchvision; '' for none)")
+    p.add_argument("--inference", type=_list, default=["eager", "channels_last", "fused", "onnx-fp32", "onnx-int8"],
+                   help=f"our inference paths, comma-separated from {','.join(INFERENCE_PATHS)}")
+    p.add_argument("--training", type=_list, default=list(TRAIN_PATHS),
+                   help=f"our training paths from {','.join(TRAIN_PATHS)} ('' for no training section)")
+    p.add_argument("--latency-batch", type=int, default=1)
+    p.add_argument("--throughput-batch", type=int, default=32)
+    p.add_argument("--train-batch", type=int, default=32)
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds; each number is the median")
+    p.add_argument("--min-time", type=float, default=1.0, help="seconds per contestant per round")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    p.add_argument("--profile", action="store_true", help="add torch.profiler's top ops for our fused path")
+    p.add_argument("--json", metavar="PATH", help="write the full report as JSON here")
+    p.add_argument("--markdown", metavar="PATH", help="write the markdown tables here (they are printed too)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..deploy.bench import run_bench, to_markdown
+    from ..zoo import get_spec
+
+    get_spec(args.model)  # an unknown name fails here, with suggestions, before any work
+    unknown = [p for p in args.inference if p not in INFERENCE_PATHS] + [p for p in args.training if p not in TRAIN_PATHS]
+    if unknown:
+        raise ValueError(f"unknown path(s) {unknown}; inference paths: {', '.join(INFERENCE_PATHS)}; "
+                         f"training paths: {', '.join(TRAIN_PATHS)}")
+    setting = Setting(args.model, args.resolution, args.threads)
+    try:
+        report = run_bench(setting, peers=args.peers, inference=args.inference, training=args.training,
+                           latency_batch=args.latency_batch, throughput_batch=args.throughput_batch,
+                           train_batch=args.train_batch, rounds=args.rounds, min_time=args.min_time,
+                           memory=not args.no_memory, profile=args.profile,
+                           log=lambda message: print(f"[bench] {message}", file=sys.stderr, flush=True))
+    except ImportError as error:  # a peer library or onnxruntime is missing: say which, no traceback
+        raise ValueError(str(error)) from error
+    markdown = to_markdown(report)
+    print(markdown)
+    if report.profile:
+        print(report.profile)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    if args.markdown:
+        Path(args.markdown).write_text(markdown + (f"\n```\n{report.profile}```\n" if report.profile else ""))
+    return 0

@@ -1,0 +1,97 @@
+"""`effnet export`: a model (and its weights) to ONNX, TorchScript or an ExportedProgram,
+checked against eager PyTorch; optionally int8-quantised for onnxruntime."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..deploy.export import FORMATS, SUFFIXES, export_model, max_abs_diff
+from ._format import print_json
+
+# The largest |exported - eager| we accept: float32 rounding through ~80 layers stays far below.
+TOLERANCE = 1e-4
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("export", help="export a model to ONNX / TorchScript / ExportedProgram (int8 optional)")
+    p.add_argument("model", help="a registered model name (see `effnet models`)")
+    p.add_argument("--weights", help="weights tag or file (see create_model); default: random weights")
+    p.add_argument("--format", choices=FORMATS, default="onnx")
+    p.add_argument("--output", "-o", required=True, help=f"file to write ({', '.join(f'{k}: {v}' for k, v in SUFFIXES.items())})")
+    p.add_argument("--resolution", type=int, help="image size (default: the weights' or the model's own)")
+    p.add_argument("--dynamic", action="store_true",
+                   help="any image size (SAME pads computed in the graph); default: fixed size, any batch")
+    p.add_argument("--no-fold", action="store_true", help="keep BatchNorm layers instead of folding them into convs")
+    p.add_argument("--no-check", action="store_true", help="skip the comparison with eager PyTorch")
+    p.add_argument("--int8", metavar="PATH", help="also write an int8 ONNX model here (onnx format, fixed size)")
+    p.add_argument("--calibration", metavar="FOLDER",
+                   help="images for int8 calibration (default: crops of scikit-image's sample photos)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+def _resolution(model: object, given: int | None) -> int:
+    if given:
+        return given
+    pre = getattr(model, "preprocessing", None)
+    if pre is not None:
+        return int(pre.input_size)
+    spec = getattr(model, "spec", None)
+    return int(spec.resolution) if spec is not None else 224
+
+
+def _check_sizes(resolution: int, dynamic: bool) -> list[int | tuple[int, int]]:
+    # A dynamic export must be exact at odd and even sides it was not traced at.
+    return [resolution, (resolution + 1, resolution + 2), (resolution // 2 + 1, resolution // 2)] if dynamic else [resolution]
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..factory import create_model
+
+    if args.int8 and (args.format != "onnx" or args.dynamic):
+        raise ValueError("--int8 needs --format onnx without --dynamic (static quantisation needs fixed pads)")
+    if args.calibration and not args.int8:
+        raise ValueError("--calibration only applies with --int8 PATH")
+    output = Path(args.output)
+    if args.format == "exported-program" and output.suffix != ".pt2":
+        raise ValueError(f"an ExportedProgram file must end in .pt2 (torch.export.load insists); got {output.name}")
+    model = create_model(args.model, weights=args.weights).eval()
+    resolution = _resolution(model, args.resolution)
+    result = export_model(model, output, format=args.format, resolution=resolution, dynamic=args.dynamic,
+                          fold=not args.no_fold)
+    record: dict[str, object] = {"model": args.model, "format": args.format, "output": str(output),
+                                 "resolution": resolution, "dynamic": args.dynamic,
+                                 "size_mb": round(output.stat().st_size / 2**20, 2)}
+    if not args.no_check:
+        sizes = _check_sizes(resolution, args.dynamic)
+        diff = max_abs_diff(model, result.path, args.format, sizes)
+        record.update(checked_sizes=[list(s) if isinstance(s, tuple) else s for s in sizes], max_abs_diff=diff)
+        if diff > TOLERANCE:
+            raise ValueError(f"the exported model differs from eager PyTorch by {diff:.2e} (> {TOLERANCE:.0e}); "
+                             "please report this with the command you ran")
+    if args.int8:
+        record["int8"] = _quantize(model, result.path, Path(args.int8), resolution, args.calibration)
+    if args.json:
+        print_json(record)
+    else:
+        for key, value in record.items():
+            print(f"{key:>14}: {value}")
+    return 0
+
+
+def _quantize(model: object, fp32: Path, int8: Path, resolution: int, folder: str | None) -> dict[str, object]:
+    from ..deploy.calibration import folder_images, sample_photos
+    from ..deploy.quantize import agreement, quantize_onnx
+    from ..deploy.runtime import OnnxRunner
+
+    images = (folder_images(model, folder, resolution=resolution) if folder  # type: ignore[arg-type]
+              else sample_photos(model, 64, resolution=resolution))  # type: ignore[arg-type]
+    # Calibrate on half, check agreement with fp32 on the other half (images it did not see).
+    half = max(1, len(images) // 2)
+    quantize_onnx(fp32, int8, images[:half])
+    held_out = images[half:] if len(images) > 1 else images
+    a = agreement(OnnxRunner(fp32)(held_out), OnnxRunner(int8)(held_out))
+    return {"output": str(int8), "size_mb": round(int8.stat().st_size / 2**20, 2), "calibration_images": half,
+            "top1_agreement_with_fp32": a.top1_agreement, "images_checked": a.images,
+            "top1_agreement_confident": a.top1_agreement_confident, "confident_images": a.confident_images}

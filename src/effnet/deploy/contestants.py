@@ -1,0 +1,161 @@
+"""What ``effnet bench`` runs: our inference and training paths and the peers' (timm,
+torchvision) for the same architecture, each made by name so that a fresh subprocess can
+rebuild it to measure memory.
+
+timm and torchvision are imported here lazily, only when a peer is asked for; the library
+never imports them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+# Our model name -> the same architecture in each peer library.
+PEERS: dict[str, tuple[str, ...]] = {
+    **{f"efficientnet_b{i}": (f"timm:tf_efficientnet_b{i}", f"timm:efficientnet_b{i}", f"torchvision:efficientnet_b{i}")
+       for i in range(8)},
+    **{f"efficientnet_lite{i}": (f"timm:tf_efficientnet_lite{i}",) for i in range(5)},
+}
+
+INFERENCE_PATHS = ("eager", "channels_last", "fused", "compiled", "onnx-fp32", "onnx-int8")
+TRAIN_PATHS = ("train", "train-checkpointed")
+
+
+@dataclass(frozen=True)
+class Setting:
+    model: str = "efficientnet_b0"
+    resolution: int = 224
+    threads: int = 2
+    drop_path_rate: float = 0.2  # the official rate; given to every contestant that has one
+
+
+Runner = Callable[[], object]
+
+
+def peer_module(peer: str, setting: Setting) -> nn.Module:
+    """A peer's model, random weights (speed does not depend on them)."""
+    library, _, name = peer.partition(":")
+    try:
+        if library == "timm":
+            import timm
+
+            return timm.create_model(name, pretrained=False, drop_path_rate=setting.drop_path_rate)
+        if library == "torchvision":
+            import torchvision
+
+            return getattr(torchvision.models, name)(weights=None)  # stochastic depth 0.2 is built in
+    except ImportError as error:
+        raise ImportError(f"the {library} peer needs {library} installed (`pip install {library}`), or leave it "
+                          "out with --peers") from error
+    raise ValueError(f"unknown peer {peer!r}; peers look like 'timm:tf_efficientnet_b0' or 'torchvision:efficientnet_b0'")
+
+
+def our_module(setting: Setting) -> nn.Module:
+    from ..factory import create_model
+
+    return create_model(setting.model, drop_path_rate=setting.drop_path_rate)
+
+
+def _batch(setting: Setting, batch: int, nhwc: bool) -> torch.Tensor:
+    x = torch.randn(batch, 3, setting.resolution, setting.resolution, generator=torch.Generator().manual_seed(0))
+    return x.contiguous(memory_format=torch.channels_last) if nhwc else x
+
+
+def _calibration(model: nn.Module, setting: Setting) -> np.ndarray:
+    try:
+        from .calibration import sample_photos
+
+        return sample_photos(model, 32, resolution=setting.resolution)
+    except ImportError:  # no scikit-image: random images still give the int8 speed
+        return np.random.default_rng(0).standard_normal((32, 3, setting.resolution, setting.resolution), dtype=np.float32)
+
+
+def _onnx_runner(model: nn.Module, setting: Setting, batch: int, int8: bool, workdir: Path) -> Runner:
+    from .export import export_model
+    from .runtime import OnnxRunner
+
+    path = workdir / f"{setting.model}_{setting.resolution}.onnx"
+    if not path.exists():
+        export_model(model, path, resolution=setting.resolution)
+    if int8:
+        from .quantize import quantize_onnx
+
+        q = workdir / f"{setting.model}_{setting.resolution}_int8.onnx"
+        if not q.exists():
+            quantize_onnx(path, q, _calibration(model, setting))
+        path = q
+    runner = OnnxRunner(path, threads=setting.threads)
+    x = _batch(setting, batch, nhwc=False).numpy()
+    return lambda: runner(x)
+
+
+def inference_runner(contestant: str, setting: Setting, batch: int, workdir: Path | None = None) -> Runner:
+    """``contestant`` is ``ours:PATH`` (PATH in INFERENCE_PATHS) or ``PEER[:channels_last]``."""
+    owner, _, path = contestant.partition(":")
+    if owner == "ours":
+        model = our_module(setting).eval()
+        if path in ("onnx-fp32", "onnx-int8"):
+            workdir = workdir or Path(tempfile.mkdtemp(prefix="effnet-bench-"))
+            return _onnx_runner(model, setting, batch, path == "onnx-int8", workdir)
+        if path in ("fused", "compiled"):
+            from .fuse import optimize_for_inference
+            from .padding import freeze_same_padding
+
+            model = optimize_for_inference(freeze_same_padding(model, setting.resolution), compile=path == "compiled")
+        elif path == "channels_last":
+            model = model.to(memory_format=torch.channels_last)
+        elif path != "eager":
+            raise ValueError(f"unknown inference path {path!r}; choose one of {', '.join(INFERENCE_PATHS)}")
+        nhwc = path != "eager"
+    else:
+        peer, nhwc = contestant.removesuffix(":channels_last"), contestant.endswith(":channels_last")
+        model = peer_module(peer, setting).eval()
+        if nhwc:
+            model = model.to(memory_format=torch.channels_last)
+    x = _batch(setting, batch, nhwc)
+
+    def run() -> object:
+        with torch.inference_mode():
+            return model(x)
+
+    return run
+
+
+def train_runner(contestant: str, setting: Setting, batch: int) -> Runner:
+    """One SGD step (forward, cross-entropy, backward, update) at ``batch``, channels_last
+    for everyone (the faster layout on CPU for all three libraries)."""
+    owner, _, path = contestant.partition(":")
+    if owner == "ours":
+        model = our_module(setting)
+        if path == "train-checkpointed":
+            model.set_grad_checkpointing(True)
+        elif path != "train":
+            raise ValueError(f"unknown training path {path!r}; choose one of {', '.join(TRAIN_PATHS)}")
+    else:
+        model = peer_module(contestant.removesuffix(":channels_last"), setting)
+    model = model.train().to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = _batch(setting, batch, nhwc=True)
+    y = torch.randint(0, 1000, (batch,), generator=torch.Generator().manual_seed(0))
+
+    def step() -> object:
+        optimizer.zero_grad(set_to_none=True)
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step
+
+
+def set_threads(threads: int) -> None:
+    torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # for subprocesses

@@ -1,0 +1,120 @@
+"""int8 post-training static quantisation of an exported ONNX model with onnxruntime.
+
+Static quantisation fixes every activation's scale from calibration images run through the
+fp32 model, so it needs a graph whose shapes are fixed: export with a ``resolution`` and
+without ``dynamic`` (SAME pads become constants; shape arithmetic in the graph would leave
+the pads unquantisable and break the QDQ pattern around each conv).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+METHODS = ("minmax", "entropy", "percentile")
+
+
+def _quantization():  # type: ignore[no-untyped-def]
+    try:
+        from onnxruntime import quantization
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError("int8 quantisation needs onnxruntime; run `pip install effnet[onnx]`") from error
+    return quantization
+
+
+def _batches(images: np.ndarray | Iterable[np.ndarray], batch_size: int) -> Iterator[np.ndarray]:
+    if isinstance(images, np.ndarray):
+        for start in range(0, len(images), batch_size):
+            yield images[start:start + batch_size]
+    else:
+        yield from images
+
+
+def make_reader(input_name: str, images: np.ndarray | Iterable[np.ndarray], batch_size: int = 8):  # type: ignore[no-untyped-def]
+    """An onnxruntime ``CalibrationDataReader`` over preprocessed images (N, C, H, W float32,
+    or an iterable of such batches)."""
+    quantization = _quantization()
+
+    class ImageReader(quantization.CalibrationDataReader):
+        def __init__(self) -> None:
+            self._iter = _batches(images, batch_size)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(self._iter, None)
+            return None if batch is None else {input_name: np.ascontiguousarray(batch, dtype=np.float32)}
+
+    return ImageReader()
+
+
+@dataclass(frozen=True)
+class QuantizeResult:
+    path: Path
+    calibration_images: int
+    method: str
+
+
+def quantize_onnx(fp32_path: str | Path, int8_path: str | Path, calibration: np.ndarray | Iterable[np.ndarray], *,
+                  method: str = "minmax", per_channel: bool = True, batch_size: int = 8) -> QuantizeResult:
+    """Write an int8 (QDQ: int8 weights per output channel, uint8 activations) copy of a
+    static-size fp32 ONNX model, its activation ranges calibrated on ``calibration``.
+
+    ``minmax`` keeps only per-tensor minima and maxima; ``entropy`` and ``percentile`` keep
+    every activation of every calibration image in memory (gigabytes for 64 images at
+    224 px). onnxruntime's ``CalibMaxIntermediateOutputs`` option is not used: in 1.32 it
+    drops the collected batches instead of reducing them.
+    """
+    quantization = _quantization()
+    import onnx
+
+    fp32_path, int8_path = Path(fp32_path), Path(int8_path)
+    if method not in METHODS:
+        raise ValueError(f"unknown calibration method {method!r}; choose one of {', '.join(METHODS)}")
+    model = onnx.load(str(fp32_path))
+    graph_input = model.graph.input[0]
+    dims = [d.dim_value or d.dim_param for d in graph_input.type.tensor_type.shape.dim]
+    if any(isinstance(d, str) and d for d in dims[1:]):
+        raise ValueError(f"{fp32_path.name} has a dynamic image size {dims}; static quantisation needs fixed "
+                         "pads: export it with --resolution N and without --dynamic")
+    n = len(calibration) if isinstance(calibration, np.ndarray) else -1
+    if n == 0:
+        raise ValueError("no calibration images; give a few dozen images like those the model will see")
+    with tempfile.TemporaryDirectory() as tmp:
+        # Shape inference and graph clean-up first, as onnxruntime recommends: the quantiser
+        # needs every tensor's shape to place QDQ pairs.
+        prepared = Path(tmp) / "prepared.onnx"
+        quantization.shape_inference.quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        quantization.quantize_static(
+            str(prepared), str(int8_path), make_reader(graph_input.name, calibration, batch_size),
+            quant_format=quantization.QuantFormat.QDQ, per_channel=per_channel,
+            activation_type=quantization.QuantType.QUInt8, weight_type=quantization.QuantType.QInt8,
+            calibrate_method={"minmax": quantization.CalibrationMethod.MinMax,
+                              "entropy": quantization.CalibrationMethod.Entropy,
+                              "percentile": quantization.CalibrationMethod.Percentile}[method],
+        )
+    return QuantizeResult(int8_path, n, method)
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How an int8 model's answers compare with the fp32 model's on the same images."""
+
+    images: int
+    top1_agreement: float       # fraction of images whose top-1 class is the same
+    top5_overlap: float         # mean fraction of fp32's top-5 found in int8's top-5
+    max_abs_logit_diff: float
+    confident_images: int       # images fp32 gives more than 50% to one class
+    top1_agreement_confident: float  # agreement on those: near-ties flip under any rounding
+
+
+def agreement(fp32_logits: np.ndarray, int8_logits: np.ndarray) -> Agreement:
+    same = fp32_logits.argmax(1) == int8_logits.argmax(1)
+    a, b = np.argsort(-fp32_logits, 1)[:, :5], np.argsort(-int8_logits, 1)[:, :5]
+    top5 = float(np.mean([len(set(x) & set(y)) / a.shape[1] for x, y in zip(a, b)]))
+    shifted = np.exp(fp32_logits - fp32_logits.max(1, keepdims=True))
+    confident = (shifted.max(1) / shifted.sum(1)) > 0.5
+    return Agreement(len(fp32_logits), float(same.mean()), top5, float(np.abs(fp32_logits - int8_logits).max()),
+                     int(confident.sum()), float(same[confident].mean()) if confident.any() else float("nan"))

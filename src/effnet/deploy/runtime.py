@@ -1,0 +1,88 @@
+"""Run an exported ONNX model with onnxruntime: one place for session options and threads.
+
+``onnxruntime`` is an optional dependency (``pip install effnet[onnx]``); it is imported
+when a runner is made, never when effnet is imported.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def _onnxruntime():  # type: ignore[no-untyped-def]
+    try:
+        import onnxruntime
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError("onnxruntime is not installed; run `pip install effnet[onnx]` "
+                          "(or `pip install onnxruntime`) to run ONNX models") from error
+    return onnxruntime
+
+
+def session_options(threads: int | None = None, *, optimize: bool = True):  # type: ignore[no-untyped-def]
+    """Options for CPU inference: ``threads`` intra-op threads (default: all cores), one
+    inter-op thread (the graph is a chain, nothing runs in parallel between ops), full
+    graph optimisation (constant folding, conv + activation fusion, layout transforms)."""
+    ort = _onnxruntime()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(threads or os.cpu_count() or 1)
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
+                                        else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    return options
+
+
+class OnnxRunner:
+    """``runner(images) -> logits`` for an ONNX file, images as float32 NCHW numpy arrays
+    (or torch tensors) prepared as the model's preprocessing says."""
+
+    def __init__(self, path: str | Path, *, threads: int | None = None, providers: list[str] | None = None) -> None:
+        ort = _onnxruntime()
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no ONNX model at {path}; create one with `effnet export MODEL --format onnx`")
+        available = ort.get_available_providers()
+        providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+        self.path = path
+        self.session = ort.InferenceSession(str(path), sess_options=session_options(threads), providers=providers)
+        inputs = self.session.get_inputs()
+        self.input_name = inputs[0].name
+        self.input_shape = tuple(inputs[0].shape)  # ints for fixed sizes, names for dynamic axes
+
+    def __call__(self, images) -> np.ndarray:  # type: ignore[no-untyped-def]
+        if hasattr(images, "detach"):
+            images = images.detach().cpu().numpy()
+        images = np.ascontiguousarray(images, dtype=np.float32)
+        expected = self.input_shape[1:]
+        got = images.shape[1:]
+        if len(got) != len(expected) or any(isinstance(e, int) and e != g for e, g in zip(expected, got)):
+            raise ValueError(f"{self.path.name} expects images of shape (N, {', '.join(map(str, expected))}), "
+                             f"got {images.shape}; export with --dynamic or --resolution {got[-1]} for this size")
+        return self.session.run(None, {self.input_name: images})[0]
+
+
+
+class OnnxModel(nn.Module):
+    """An ONNX model that looks like an effnet classifier to callers such as
+    ``effnet.predict``: ``model(x)`` takes and returns torch tensors (CPU), and it carries the
+    source model's ``preprocessing`` and ``class_names`` so the same transform and labels
+    apply."""
+
+    def __init__(self, path: str | Path, source: nn.Module | None = None, *, threads: int | None = None) -> None:
+        super().__init__()
+        self.runner = OnnxRunner(path, threads=threads)
+        self.preprocessing = getattr(source, "preprocessing", None)
+        self.class_names = getattr(source, "class_names", None)
+        self.spec = getattr(source, "spec", None)
+        classes = self.runner.session.get_outputs()[0].shape[-1]
+        self.num_classes = classes if isinstance(classes, int) else getattr(source, "num_classes", 0)
+        # Empty and never used: callers read the input dtype from the parameters.
+        self._dtype_marker = nn.Parameter(torch.empty(0), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.runner(x.float()))

@@ -1,0 +1,190 @@
+"""Fast-inference transforms, the onnxruntime runner, int8 quantisation and the bench
+command (tiny settings: these tests check behaviour, never speed)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import effnet
+from effnet.cli import main
+from effnet.deploy.bench import cpu_peak, time_alternately
+from effnet.deploy.fuse import fuse_bn, optimize_for_inference
+
+from .test_export import _model
+
+
+def _close(out: torch.Tensor, ref: torch.Tensor, tol: float = 1e-5) -> bool:
+    """Equal to ``tol`` relative to the largest logit (float32 sums of ~1000 products)."""
+    return (out - ref).abs().max().item() <= tol * max(1.0, ref.abs().max().item())
+
+
+@pytest.mark.parametrize("name", ["efficientnet_b0", "efficientnet_lite0", "resnet50", "mobilenet_v2"])
+def test_fuse_bn_is_equal_and_removes_every_bn(name):
+    model = _model(name)
+    fused = fuse_bn(model)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())  # the original is untouched
+    x = torch.randn(2, 3, 67, 64)
+    with torch.no_grad():
+        assert _close(fused(x), model(x))
+
+
+def test_fuse_bn_uses_running_statistics_not_batch_statistics():
+    model = _model("efficientnet_lite0").train()  # even if handed a training-mode model
+    fused = fuse_bn(model)
+    assert not fused.training
+    x = torch.randn(4, 3, 64, 64)
+    with torch.no_grad():
+        assert _close(fused(x), model.eval()(x))
+
+
+def test_optimize_for_inference_channels_last_is_equal():
+    model = _model("efficientnet_b0")
+    fast = optimize_for_inference(model)
+    x = torch.randn(2, 3, 65, 66)
+    with torch.no_grad():
+        assert _close(fast(x.contiguous(memory_format=torch.channels_last)), model(x))
+    assert fast.stem.conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_onnx_runner_threads_and_clear_shape_error(tmp_path):
+    from effnet.deploy.export import export_model
+    from effnet.deploy.runtime import OnnxRunner
+
+    model = _model("efficientnet_lite0")
+    export_model(model, tmp_path / "m.onnx", resolution=64)
+    runner = OnnxRunner(tmp_path / "m.onnx", threads=1)
+    assert runner.session.get_session_options().intra_op_num_threads == 1
+    x = torch.randn(3, 3, 64, 64)
+    assert np.abs(runner(x) - model(x).detach().numpy()).max() <= 1e-4
+    with pytest.raises(ValueError, match="--dynamic"):
+        runner(np.zeros((1, 3, 65, 65), np.float32))
+    with pytest.raises(FileNotFoundError, match="effnet export"):
+        OnnxRunner(tmp_path / "missing.onnx")
+
+
+def _lite0_pretrained():
+    try:
+        return effnet.create_model("efficientnet_lite0", weights="lite0.official").eval()
+    except Exception as error:  # noqa: BLE001 - the weights package is optional
+        pytest.skip(f"pretrained lite0 weights unavailable: {error}")
+
+
+def test_int8_quantisation_agrees_with_fp32_on_photos(tmp_path):
+    pytest.importorskip("skimage")
+    import onnx
+
+    from effnet.deploy.calibration import sample_photos
+    from effnet.deploy.export import export_model
+    from effnet.deploy.quantize import agreement, quantize_onnx
+    from effnet.deploy.runtime import OnnxRunner
+
+    model = _lite0_pretrained()
+    size = 160  # smaller than the native 224 to keep the test quick; lite0 still recognises photos
+    export_model(model, tmp_path / "fp32.onnx", resolution=size)
+    calibration = sample_photos(model, 24, resolution=size, seed=1)
+    held_out = sample_photos(model, 24, resolution=size, seed=2)
+    quantize_onnx(tmp_path / "fp32.onnx", tmp_path / "int8.onnx", calibration)
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "int8.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    fp32, int8 = OnnxRunner(tmp_path / "fp32.onnx")(held_out), OnnxRunner(tmp_path / "int8.onnx")(held_out)
+    result = agreement(fp32, int8)
+    assert result.top1_agreement >= 0.75, result
+    # and the photos are recognised at all (the fp32 model is not guessing)
+    assert "espresso" in [model.class_names[i] for i in fp32.argmax(1)]
+
+
+def test_quantize_refuses_dynamic_size(tmp_path):
+    from effnet.deploy.export import export_model
+    from effnet.deploy.quantize import quantize_onnx
+
+    export_model(_model("efficientnet_lite0"), tmp_path / "d.onnx", resolution=64, dynamic=True)
+    with pytest.raises(ValueError, match="without --dynamic"):
+        quantize_onnx(tmp_path / "d.onnx", tmp_path / "q.onnx", np.zeros((2, 3, 64, 64), np.float32))
+
+
+def test_time_alternately_alternates_order():
+    calls: list[str] = []
+    runners = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    samples = time_alternately(runners, rounds=2, min_time=0.0, warmup=0)
+    assert calls == list("abc") + list("cba")
+    assert all(len(v) == 2 for v in samples.values())
+
+
+def test_cpu_peak_states_its_assumptions():
+    peak = cpu_peak(2)
+    assert peak["threads"] == 2 and peak["fp32_lanes"] in (4, 8, 16)
+    if peak["mhz"]:
+        assert peak["peak_madds_per_s"] == pytest.approx(2 * peak["mhz"] * 1e6 * peak["fp32_lanes"] * peak["fma_units_assumed"])
+
+
+def test_bench_command_runs_tiny(tmp_path, capsys):
+    pytest.importorskip("timm")
+    out = tmp_path / "bench.json"
+    md = tmp_path / "bench.md"
+    status = main(["bench", "efficientnet_b0", "--resolution", "64", "--latency-batch", "0", "--throughput-batch", "2",
+                   "--train-batch", "2", "--inference", "eager,fused,onnx-fp32", "--training", "train",
+                   "--peers", "timm:efficientnet_b0", "--rounds", "1", "--min-time", "0", "--no-memory",
+                   "--json", str(out), "--markdown", str(md)])
+    assert status == 0
+    report = json.loads(out.read_text())
+    names = {(row["section"], row["contestant"]) for row in report["rows"]}
+    assert ("throughput", "ours:onnx-fp32") in names and ("train", "timm:efficientnet_b0:channels_last") in names
+    assert all(row["seconds"] > 0 and "timm" in row["speedup"] for row in report["rows"])
+    assert "speed-up vs timm" in md.read_text() and "speed-up vs timm" in capsys.readouterr().out
+
+
+def test_bench_command_rejects_unknown_paths(capsys):
+    assert main(["bench", "--inference", "warp-drive"]) == 2
+    assert "warp-drive" in capsys.readouterr().err
+
+
+def test_memory_is_measured_in_a_fresh_process():
+    from effnet.deploy.contestants import Setting
+    from effnet.deploy.memory import measure
+
+    result = measure("ours:train", "train", Setting("efficientnet_lite0", 64, 1), batch=2, steps=1)
+    assert result["peak_bytes"] >= result["before_bytes"] > 0
+
+
+def test_onnx_model_works_with_predict(tmp_path):
+    pytest.importorskip("skimage")
+    from PIL import Image
+    from skimage import data
+
+    from effnet.deploy.export import export_model
+    from effnet.deploy.runtime import OnnxModel
+    from effnet.predict import predict
+
+    model = _lite0_pretrained()
+    export_model(model, tmp_path / "lite0.onnx", resolution=224)
+    Image.fromarray(data.coffee()).save(tmp_path / "coffee.png")
+    onnx_model = OnnxModel(tmp_path / "lite0.onnx", model, threads=1)
+    ours, theirs = predict([tmp_path / "coffee.png"], onnx_model, top_k=3), predict([tmp_path / "coffee.png"], model, top_k=3)
+    assert ours[0].top_k[0].name == theirs[0].top_k[0].name == "espresso"
+    assert ours[0].top_k[0].probability == pytest.approx(theirs[0].top_k[0].probability, abs=1e-4)
+
+
+def test_library_import_pulls_in_no_peer_or_runtime():
+    import subprocess
+    import sys
+
+    code = ("import sys, effnet, effnet.deploy, effnet.cli.export, effnet.cli.bench; "
+            "print([m for m in ('timm', 'onnxruntime', 'onnx') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_compiled_model_is_equal():
+    pytest.importorskip("torch._inductor")
+    model = _model("efficientnet_lite0")
+    compiled = optimize_for_inference(model, compile=True)
+    x = torch.randn(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        assert _close(compiled(x), model(x), tol=1e-4)
