@@ -45,3 +45,42 @@ def transforms_for(model: torch.nn.Module) -> T.Compose:
         spec = getattr(model, "spec", None)
         pre = default_preprocessing(spec.resolution if spec is not None else 224)
     return eval_transform(pre)
+
+
+AUTO_AUGMENTS = ("autoaugment", "randaugment")
+TRAIN_CROPS = ("random_resized", "pad_crop")
+
+
+def train_transform(input_size: int, *, mean: tuple[float, ...], std: tuple[float, ...],
+                    crop: str = "random_resized", scale: tuple[float, float] = (0.08, 1.0),
+                    ratio: tuple[float, float] = (3 / 4, 4 / 3), padding: int = 4,
+                    interpolation: str = "bicubic", hflip: float = 0.5, auto_augment: str | None = None,
+                    randaugment_n: int = 2, randaugment_m: int = 10) -> T.Compose:
+    """PIL image or uint8 tensor -> augmented, normalised float tensor (training).
+
+    The official recipe (``preprocessing.py``): a random crop covering 8%..100% of the
+    area with aspect 3/4..4/3, bicubic resize to ``input_size``, horizontal flip, then
+    AutoAugment or RandAugment (N=2, M=10..28) on the uint8 image. ``crop="pad_crop"`` instead
+    pads ``padding`` pixels and takes a random ``input_size`` crop, the usual choice for
+    28 px images, where an 8% crop keeps almost nothing.
+    """
+    if crop not in TRAIN_CROPS:
+        raise ValueError(f"crop must be one of {TRAIN_CROPS}, got {crop!r}")
+    if auto_augment not in (None, *AUTO_AUGMENTS):
+        raise ValueError(f"auto_augment must be one of {AUTO_AUGMENTS} or None, got {auto_augment!r}")
+    mode = _MODES[interpolation]
+    steps: list[object] = [T.ToImage()]
+    if crop == "random_resized":
+        steps.append(T.RandomResizedCrop(input_size, scale=scale, ratio=ratio, interpolation=mode, antialias=True))
+    else:
+        steps.append(T.RandomCrop(input_size, padding=padding, pad_if_needed=True))
+    if hflip > 0:
+        steps.append(T.RandomHorizontalFlip(hflip))
+    # torchvision rotates/shears tensors only with nearest or bilinear sampling.
+    aa_mode = InterpolationMode.BILINEAR
+    if auto_augment == "autoaugment":
+        steps.append(T.AutoAugment(T.AutoAugmentPolicy.IMAGENET, interpolation=aa_mode))
+    elif auto_augment == "randaugment":
+        steps.append(T.RandAugment(num_ops=randaugment_n, magnitude=randaugment_m, interpolation=aa_mode))
+    steps += [T.ToDtype(torch.float32, scale=True), T.Normalize(mean, std)]
+    return T.Compose(steps)

@@ -1,0 +1,340 @@
+"""The training config: dataclasses with the official recipe as defaults, read from YAML or
+TOML, changed by ``section.key=value`` overrides, validated with messages that name the key.
+
+Sections: ``data``, ``model``, ``optim``, ``schedule``, ``train``, ``run``. Defaults follow
+the paper (section 5.2) and the official ``main.py``: RMSProp (TF) 0.9/0.9/1e-3, lr 0.016
+per 256 images, 5 warm-up epochs, x0.97 every 2.4 epochs, weight decay 1e-5, label
+smoothing 0.1, EMA 0.9999, 350 epochs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..data.datasets import DATASETS
+from ..data.transforms import AUTO_AUGMENTS, TRAIN_CROPS
+from .optim import OPTIMIZERS
+from .schedule import SCHEDULES
+
+AMP_MODES = ("none", "bf16", "fp16")
+
+
+class ConfigError(ValueError):
+    """A config value or key that cannot work; the message names it and says what would."""
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "fashion_mnist"
+    root: str | None = None              # --data-dir; None: the dataset's default places
+    download: bool = False
+    channels: int = 1                    # 1 = grey, 3 = RGB (grey images repeated)
+    image_size: int | None = None        # None: the model's resolution
+    minival: float = 0                   # held out from train (count, or fraction if < 1); 0: validate on test
+    minival_seed: int = 0
+    train_subset: int = 0                # use only the first N training images (quick runs)
+    eval_subset: int = 0
+    crop: str = "random_resized"
+    scale_min: float = 0.08              # random-resized-crop area 8%..100% (official)
+    padding: int = 4                     # for crop: pad_crop
+    hflip: float = 0.5
+    auto_augment: str | None = None      # autoaugment | randaugment
+    randaugment_n: int = 2
+    randaugment_m: int = 10
+    mean: list[float] | None = None      # None: from the weights, else the dataset's
+    std: list[float] | None = None
+    eval_crop_fraction: float | None = None
+    batch_augment: bool = False          # pad-crop + flip on whole batches (fast for small images)
+    num_workers: int = 0
+
+
+@dataclass
+class ModelConfig:
+    name: str = "efficientnet_b0"        # a registered model or an effnet.train.small preset
+    weights: str | None = None           # fine-tune from these (tag, file or hf-hub:...)
+    width: float | None = None           # scale the network (paper eq. 3): width multiplier
+    depth: float | None = None           # ... and depth multiplier (from scratch only)
+    num_classes: int | None = None       # None: the dataset's
+    drop_rate: float | None = None       # None: the spec's (0.2 for B0)
+    drop_path_rate: float | None = None
+    freeze_backbone_epochs: int = 0      # train only the new head for the first N epochs
+    channels_last: bool = False
+    grad_checkpointing: bool = False
+    compile: bool = False
+    sync_bn: bool = False                # SyncBatchNorm under DDP (CUDA only in PyTorch)
+    freeze_bn: bool = False              # BN uses its running statistics (tiny batches, fine-tuning)
+    bn_momentum: float | None = None     # PyTorch convention; None: the spec's (0.01 = TF's 0.99)
+
+
+@dataclass
+class OptimConfig:
+    name: str = "rmsprop_tf"
+    lr: float | None = None              # absolute; None: lr_per_256 * global_batch / 256
+    lr_per_256: float = 0.016
+    weight_decay: float = 1e-5
+    momentum: float = 0.9
+    decay: float = 0.9                   # RMSProp's mean-square decay (rho)
+    eps: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    clip_grad_norm: float | None = None
+
+
+@dataclass
+class ScheduleConfig:
+    name: str = "tf_exponential"
+    warmup_epochs: float = 5.0
+    decay_epochs: float = 2.4
+    decay_rate: float = 0.97
+    min_lr_ratio: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 350
+    batch_size: int = 256                # global: split over DDP processes
+    eval_batch_size: int = 512
+    label_smoothing: float = 0.1
+    ema_decay: float = 0.9999            # 0 turns the EMA off
+    ema_warmup: bool = True              # TF's num_updates ramp
+    eval_raw: bool = True                # with EMA on, also evaluate the raw weights each epoch
+    final_test: bool = True              # evaluate on the test set at the end (searches turn it off)
+    amp: str = "none"                    # none | bf16 | fp16 (CUDA)
+    device: str = "auto"
+    seed: int = 0
+    deterministic: bool = False
+    threads: int = 0                     # torch.set_num_threads; 0 leaves it alone
+    time_limit_min: float = 0            # stop training after this many minutes (0: none)
+
+
+@dataclass
+class RunConfig:
+    out_dir: str = "runs"
+    name: str | None = None              # None: MODEL-YYYYmmdd-HHMMSS
+    progress: bool = True
+    tensorboard: bool = True
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _suggest(name: str, choices: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
+    return f" Did you mean {', '.join(close)}?" if close else ""
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Check ``value`` against a field's type hint; ints are accepted for floats."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(key, value, arg)
+            except ConfigError as error:
+                errors.append(str(error))
+        raise ConfigError(errors[0] if errors else f"{key} cannot be {value!r}")
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        return [_coerce(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-5 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return value
+    return value
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    """Build and validate a Config from nested plain data (as read from YAML/TOML)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"a config must be a mapping of sections, got {type(data).__name__}")
+    sections = {f.name: f for f in dataclasses.fields(Config)}
+    built = {}
+    for section_name, values in data.items():
+        if section_name not in sections:
+            raise ConfigError(f"unknown config section {section_name!r}.{_suggest(section_name, sections)} "
+                              f"Sections: {', '.join(sections)}")
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(f"config section {section_name!r} must be a mapping of keys, got {values!r}")
+        cls = sections[section_name].default_factory()  # type: ignore[misc]
+        hints = typing.get_type_hints(type(cls))
+        kwargs = {}
+        for key, value in values.items():
+            if key not in hints:
+                raise ConfigError(f"unknown key {section_name}.{key}.{_suggest(key, hints)} "
+                                  f"Keys of {section_name}: {', '.join(hints)}")
+            kwargs[key] = _coerce(f"{section_name}.{key}", value, hints[key])
+        built[section_name] = dataclasses.replace(cls, **kwargs)
+    config = Config(**built)
+    validate(config)
+    return config
+
+
+def _check_choice(key: str, value: Any, choices: tuple[Any, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(map(str, choices))}; got {value!r}."
+                          f"{_suggest(str(value), map(str, choices))}")
+
+
+def _check_range(key: str, value: float, low: float, high: float | None = None, *, open_high: bool = False) -> None:
+    ok = value >= low and (high is None or (value < high if open_high else value <= high))
+    if not ok:
+        upper = "" if high is None else (f" and < {high}" if open_high else f" and <= {high}")
+        raise ConfigError(f"{key} must be >= {low}{upper}; got {value}")
+
+
+def validate(config: Config) -> None:
+    """Checks that span keys or need the allowed values; raises ConfigError."""
+    d, m, o, s, t = config.data, config.model, config.optim, config.schedule, config.train
+    _check_choice("data.dataset", d.dataset, DATASETS)
+    _check_choice("data.channels", d.channels, (1, 3))
+    _check_choice("data.crop", d.crop, TRAIN_CROPS)
+    _check_choice("data.auto_augment", d.auto_augment, (None, *AUTO_AUGMENTS))
+    _check_choice("optim.name", o.name, OPTIMIZERS)
+    _check_choice("schedule.name", s.name, SCHEDULES)
+    _check_choice("train.amp", t.amp, AMP_MODES)
+    if d.image_size is not None:
+        _check_range("data.image_size", d.image_size, 8)
+    _check_range("data.scale_min", d.scale_min, 0.01, 1.0)
+    _check_range("data.hflip", d.hflip, 0.0, 1.0)
+    _check_range("data.minival", d.minival, 0.0)
+    for key in ("train_subset", "eval_subset", "num_workers", "padding"):
+        _check_range(f"data.{key}", getattr(d, key), 0)
+    if (d.mean is None) != (d.std is None):
+        raise ConfigError("set data.mean and data.std together (or neither)")
+    if d.mean is not None and (len(d.mean) != len(d.std or []) or len(d.mean) not in (1, d.channels)):
+        raise ConfigError(f"data.mean and data.std need 1 or {d.channels} values each (data.channels={d.channels})")
+    if m.weights is not None and d.channels != 3:
+        raise ConfigError("pretrained weights expect RGB input: set data.channels=3 (grey images are repeated)")
+    if m.weights is not None and (m.width is not None or m.depth is not None):
+        raise ConfigError("model.width/model.depth change the network, so pretrained model.weights would not fit; "
+                          "drop one or the other")
+    for key in ("width", "depth"):
+        if getattr(m, key) is not None and not getattr(m, key) > 0:
+            raise ConfigError(f"model.{key} must be > 0; got {getattr(m, key)}")
+    if m.bn_momentum is not None:
+        _check_range("model.bn_momentum", m.bn_momentum, 0.0, 1.0)
+    _check_range("model.freeze_backbone_epochs", m.freeze_backbone_epochs, 0)
+    if m.freeze_backbone_epochs and m.weights is None:
+        raise ConfigError("model.freeze_backbone_epochs only makes sense with model.weights (a pretrained backbone)")
+    if m.drop_rate is not None:
+        _check_range("model.drop_rate", m.drop_rate, 0.0, 1.0, open_high=True)
+    if m.drop_path_rate is not None:
+        _check_range("model.drop_path_rate", m.drop_path_rate, 0.0, 1.0, open_high=True)
+    if o.lr is not None:
+        _check_range("optim.lr", o.lr, 0.0)
+    _check_range("optim.lr_per_256", o.lr_per_256, 0.0)
+    _check_range("optim.weight_decay", o.weight_decay, 0.0)
+    _check_range("optim.momentum", o.momentum, 0.0, 1.0, open_high=True)
+    _check_range("optim.decay", o.decay, 0.0, 1.0, open_high=True)
+    _check_range("optim.eps", o.eps, 0.0)
+    if len(o.betas) != 2:
+        raise ConfigError(f"optim.betas needs two values, got {o.betas}")
+    _check_range("schedule.warmup_epochs", s.warmup_epochs, 0.0)
+    if s.decay_epochs <= 0:
+        raise ConfigError(f"schedule.decay_epochs must be > 0; got {s.decay_epochs}")
+    _check_range("schedule.decay_rate", s.decay_rate, 0.0, 1.0)
+    _check_range("train.epochs", t.epochs, 1)
+    _check_range("train.batch_size", t.batch_size, 1)
+    _check_range("train.eval_batch_size", t.eval_batch_size, 1)
+    _check_range("train.label_smoothing", t.label_smoothing, 0.0, 1.0, open_high=True)
+    _check_range("train.ema_decay", t.ema_decay, 0.0, 1.0, open_high=True)
+    _check_range("train.threads", t.threads, 0)
+    _check_range("train.time_limit_min", t.time_limit_min, 0.0)
+
+
+def read_file(path: str | Path) -> dict[str, Any]:
+    """Nested plain data from a ``.yaml``/``.yml`` or ``.toml`` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        elif path.suffix == ".toml":
+            data = tomllib.loads(text)
+        else:
+            raise ConfigError(f"config file {path} must end in .yaml, .yml or .toml")
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"cannot parse {path}: {error}") from None
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: typing.Sequence[str]) -> dict[str, Any]:
+    """``section.key=value`` strings applied to nested data; values are read as YAML
+    scalars (``true``, ``null``, ``0.5``, ``[0.5, 0.5]``)."""
+    data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or "." not in key:
+            raise ConfigError(f"override {item!r} must look like section.key=value, e.g. train.epochs=10")
+        section, _, name = key.strip().partition(".")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        data.setdefault(section, {})
+        if not isinstance(data[section], dict):
+            raise ConfigError(f"override {item!r}: {section} is not a section")
+        data[section][name] = value
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
+    """Defaults <- file (if given) <- overrides, validated."""
+    data = read_file(path) if path is not None else {}
+    return from_dict(apply_overrides(data, overrides))
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+__all__ = ["AMP_MODES", "Config", "ConfigError", "DataConfig", "ModelConfig", "OptimConfig", "RunConfig",
+           "ScheduleConfig", "TrainConfig", "apply_overrides", "from_dict", "load_config", "read_file",
+           "save_config", "validate"]

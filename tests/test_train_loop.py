@@ -1,0 +1,230 @@
+"""The training loop end to end on tiny data: run folder, metrics, eval, NaN stop, SIGTERM,
+and exact resume after a real SIGKILL (bit-identical weights)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from effnet.cli import main as cli_main
+from effnet.data.fashion_mnist import FILES
+from effnet.train import loop as loop_module
+from effnet.train.checkpoint import load_checkpoint
+from effnet.train.config import load_config
+from effnet.train.loop import NonFiniteLossError, train
+
+REPO = Path(__file__).resolve().parent.parent
+SIZE = 12
+
+
+def write_fake_fashion_mnist(root: Path, n_train: int = 96, n_test: int = 48, size: int = SIZE) -> Path:
+    """Learnable fake data: each class is a bright square at its own place, plus noise."""
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("test", n_test)):
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        images = rng.integers(0, 60, (n, size, size)).astype(np.uint8)
+        for i, label in enumerate(labels):
+            y, x = divmod(int(label), 4)
+            images[i, 3 * y:3 * y + 3, 3 * x:3 * x + 3] = 250
+        for array, name in zip((images, labels), FILES[split]):
+            header = bytes([0, 0, 8, array.ndim]) + np.asarray(array.shape, dtype=">i4").tobytes()
+            with gzip.open(root / name, "wb") as f:
+                f.write(header + array.tobytes())
+    return root
+
+
+def tiny_overrides(data_root: Path, out_dir: Path, name: str, epochs: int = 4) -> list[str]:
+    return [
+        f"data.root={data_root}", f"data.image_size={SIZE}", "data.crop=pad_crop", "data.padding=2",
+        "data.batch_augment=true", "model.name=fmnist_s0", "model.width=0.25", "model.depth=0.5",
+        "train.batch_size=16", "train.eval_batch_size=64", f"train.epochs={epochs}", "schedule.warmup_epochs=1",
+        "train.threads=1", "train.deterministic=true", f"run.out_dir={out_dir}", f"run.name={name}",
+        "run.progress=false", "run.tensorboard=false",
+    ]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_fake_fashion_mnist(tmp_path_factory.mktemp("fmnist"))
+
+
+@pytest.fixture()
+def restore_torch_globals():  # type: ignore[no-untyped-def]
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic)
+
+
+@pytest.fixture(scope="module")
+def reference_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An uninterrupted run, in this process, for the resume tests to match."""
+    out = tmp_path_factory.mktemp("runs")
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    try:
+        result = train(load_config(None, tiny_overrides(data_root, out, "reference", epochs=6)))
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+    assert result.status == "finished" and result.epoch == 6
+    return result.run_dir
+
+
+def effnet(*args: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    return subprocess.Popen([sys.executable, "-m", "effnet", *args], env=env, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended before {path} appeared:\n{proc.stderr.read()}")  # type: ignore[union-attr]
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"{path} did not appear within {timeout} s")
+        time.sleep(0.005)
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    ca, cb = load_checkpoint(a), load_checkpoint(b)
+    assert (ca["epoch"], ca["global_step"]) == (cb["epoch"], cb["global_step"])
+    for part in ("model", "ema"):
+        assert ca[part].keys() == cb[part].keys()
+        for key in ca[part]:
+            assert torch.equal(ca[part][key], cb[part][key]), f"{part}.{key} differs"
+
+
+def test_run_folder_metrics_checkpoints_and_eval(data_root: Path, tmp_path: Path, restore_torch_globals) -> None:  # type: ignore[no-untyped-def]
+    overrides = tiny_overrides(data_root, tmp_path, "run", epochs=3)
+    overrides[overrides.index("run.tensorboard=false")] = "run.tensorboard=true"
+    result = train(load_config(None, overrides + ["optim.lr=0.05"]))
+    run = tmp_path / "run"
+    assert result.status == "finished" and result.run_dir == run and result.global_step == 3 * 6
+    assert {"config.yaml", "metrics.jsonl", "metrics.csv", "last.pt", "best.pt"} <= {p.name for p in run.iterdir()}
+    assert load_config(run / "config.yaml") == load_config(None, overrides + ["optim.lr=0.05"])
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert {"train_loss", "train_acc", "val_top1", "val_top5", "ema_val_top1", "lr", "images_per_s"} <= set(records[0])
+    csv_lines = (run / "metrics.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("epoch,step,lr,train_loss") and len(csv_lines) == 4
+    if loop_module.MetricsWriter(tmp_path / "probe").tensorboard_enabled:
+        assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    ckpt = load_checkpoint(run / "last.pt")
+    assert ckpt["epoch"] == 3 and ckpt["batches_done"] == 0 and ckpt["global_step"] == 18
+    assert {"model", "optimizer", "scheduler", "ema", "rng", "config", "spec", "classes"} <= set(ckpt)
+    assert records[-1]["train_loss"] < records[0]["train_loss"]  # it learns
+
+    out = tmp_path / "eval"
+    assert cli_main(["eval", str(run), "--out", str(out), "--json"]) == 0
+    report = json.loads((out / "eval.json").read_text())
+    assert report["images"] == 48 and len(report["per_class"]) == 10 and report["weights"] == "EMA"
+    assert 0 <= report["top1"] <= report["top5"] <= 100
+    assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data_root: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch, restore_torch_globals) -> None:  # type: ignore[no-untyped-def]
+    calls = {"n": 0}
+
+    class PoisonedLoss(torch.nn.CrossEntropyLoss):
+        def forward(self, logits, labels):  # type: ignore[no-untyped-def]
+            calls["n"] += 1
+            loss = super().forward(logits, labels)
+            # Calls 1-6: epoch 1 (6 steps); 7-8: its two evaluations (model, EMA); 9: step 7.
+            return loss * float("nan") if calls["n"] >= 9 else loss
+
+    monkeypatch.setattr(loop_module.nn, "CrossEntropyLoss", PoisonedLoss)
+    config = load_config(None, tiny_overrides(data_root, tmp_path, "nan", epochs=3))
+    with pytest.raises(NonFiniteLossError, match=r"loss became nan at epoch 2, step 7.*last good state"):
+        train(config)
+    good = load_checkpoint(tmp_path / "nan" / "last.pt")
+    assert (good["epoch"], good["global_step"]) == (1, 6)
+    assert all(torch.isfinite(v).all() for v in good["model"].values() if v.is_floating_point())
+    assert len((tmp_path / "nan" / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_sigkill_then_resume_is_bit_identical(data_root: Path, tmp_path: Path, reference_run: Path) -> None:
+    proc = effnet("train", *tiny_overrides(data_root, tmp_path, "killed", epochs=6))
+    wait_for(tmp_path / "killed" / "last.pt", proc)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stopped_at = load_checkpoint(tmp_path / "killed" / "last.pt")["epoch"]
+    assert 1 <= stopped_at < 6
+    resumed = effnet("train", "--resume", str(tmp_path / "killed"))
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert f"resuming {tmp_path / 'killed'} at epoch {stopped_at + 1}" in err.replace("\n", " ")
+    assert_same_weights(tmp_path / "killed" / "last.pt", reference_run / "last.pt")
+
+
+def test_sigterm_saves_mid_epoch_and_resumes_exactly(data_root: Path, tmp_path: Path, reference_run: Path) -> None:
+    proc = effnet("train", *tiny_overrides(data_root, tmp_path, "term", epochs=6))
+    wait_for(tmp_path / "term" / "last.pt", proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "SIGTERM: saved" in err
+    saved = load_checkpoint(tmp_path / "term" / "last.pt")
+    assert saved["batches_done"] > 0  # stopped inside an epoch, not at its end
+    resumed = effnet("train", "--resume", str(tmp_path / "term"))
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert_same_weights(tmp_path / "term" / "last.pt", reference_run / "last.pt")
+
+
+def test_cli_reports_bad_config_without_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["train", "train.epochz=3"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key train.epochz. Did you mean epochs" in err and "Traceback" not in err
+
+
+def test_bf16_channels_last_and_gradient_checkpointing_train(data_root: Path, tmp_path: Path,
+                                                            restore_torch_globals) -> None:  # type: ignore[no-untyped-def]
+    overrides = tiny_overrides(data_root, tmp_path, "fast", epochs=1) + [
+        "train.amp=bf16", "model.channels_last=true", "model.bn_momentum=0.1", "model.grad_checkpointing=true", "data.batch_augment=false",
+        "data.auto_augment=randaugment", "optim.name=adamw", "schedule.name=cosine", "optim.weight_decay=0.05"]
+    result = train(load_config(None, overrides))
+    assert result.status == "finished" and result.global_step == 6
+    ckpt = load_checkpoint(result.run_dir / "last.pt")
+    assert all(v.dtype != torch.bfloat16 for v in ckpt["model"].values())  # autocast keeps fp32 weights
+    assert ckpt["optimizer"]["param_groups"][0]["weight_decay"] == 0.05
+
+
+def test_time_limit_stops_evaluates_and_saves_a_resumable_state(data_root: Path, tmp_path: Path,
+                                                                restore_torch_globals) -> None:  # type: ignore[no-untyped-def]
+    result = train(load_config(None, tiny_overrides(data_root, tmp_path, "limited") + ["train.time_limit_min=1e-6"]))
+    assert result.status == "time_limit" and result.global_step == 1 and result.epoch == 0
+    assert [r["partial_epoch"] for r in result.history] == [True]
+    ckpt = load_checkpoint(result.run_dir / "last.pt")
+    assert (ckpt["epoch"], ckpt["batches_done"]) == (0, 1)
+
+
+def test_train_a_spec_directly_and_validate_direct_edits(data_root: Path, tmp_path: Path,
+                                                         restore_torch_globals) -> None:  # type: ignore[no-untyped-def]
+    from effnet.scaling import scale
+    from effnet.train.config import ConfigError
+    from effnet.train.small import fashion_mnist_base
+
+    spec = scale(fashion_mnist_base(), width=0.25, depth=0.5, name="my_net")
+    overrides = [o for o in tiny_overrides(data_root, tmp_path, "spec", epochs=1) if not o.startswith("model.")]
+    config = load_config(None, overrides + ["model.name=efficientnet_b7"])  # the spec wins over the name
+    result = train(config, spec=spec)
+    assert load_checkpoint(result.run_dir / "last.pt")["spec"]["name"] == "my_net"
+    config.data.crop = "zoom"  # set directly, past load_config's checks
+    with pytest.raises(ConfigError, match="data.crop must be one of"):
+        train(config, spec=spec)
