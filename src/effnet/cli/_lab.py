@@ -1,0 +1,48 @@
+"""Arguments shared by the laboratory's subcommands."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..lab.bases import lab_base
+from ..lab.experiments import RunOptions
+from ..lab.trials import Budget
+
+# --quick: a few minutes on 2 CPU cores; used by the tests and the demo.
+QUICK = {"epochs": 1, "train_subset": 2000, "minival": 1000}
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("base", nargs="?", default="fmnist_lab",
+                   help="baseline: fmnist_lab (default), a registered model or a training preset")
+    p.add_argument("--resolution", type=int, default=None, help="baseline resolution (default 16, below 28 px)")
+    p.add_argument("--epochs", type=int, default=None, help="proxy training epochs per trial")
+    p.add_argument("--train-subset", type=int, default=None, help="train on the first N images (0: all)")
+    p.add_argument("--minival", type=int, default=None, help="images held out from train to rank trials")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--seeds", type=int, default=None, help="seeds per network")
+    p.add_argument("--workers", type=int, default=1, help="trials run at once (local processes or Ray tasks)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local")
+    p.add_argument("--ray-address", default=None, help="join a Ray cluster ('auto' or ray://host:port)")
+    p.add_argument("--data-dir", default=None, help="Fashion-MNIST folder (default: the Debian package's)")
+    p.add_argument("--out", type=Path, required=True, help="experiment folder (journal, tables, plots)")
+    p.add_argument("--quick", action="store_true", help="a few-minute version (tiny budget, one seed)")
+
+
+def budget_from(args: argparse.Namespace, defaults: dict[str, int]) -> Budget:
+    chosen = {**defaults, **(QUICK if args.quick else {})}
+    for key in ("epochs", "train_subset", "minival"):
+        if getattr(args, key) is not None:
+            chosen[key] = getattr(args, key)
+    return Budget(epochs=chosen["epochs"], train_subset=chosen["train_subset"], minival=chosen["minival"],
+                  batch_size=args.batch_size)
+
+
+def base_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    return lab_base(args.base, resolution=args.resolution)
+
+
+def options_from(args: argparse.Namespace) -> RunOptions:
+    return RunOptions(out_dir=args.out, workers=args.workers, backend=args.backend, ray_address=args.ray_address,
+                      data_dir=args.data_dir)

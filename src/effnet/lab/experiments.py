@@ -1,0 +1,88 @@
+"""The two experiments end to end: trials -> runner (journaled) -> tables, summary, plots."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..scaling import ALPHA, BETA, GAMMA
+from ..spec import NetworkSpec
+from .coefficients import coefficient_trials, constraint_grid
+from .journal import Journal
+from .report import compare, plot_grid, plot_scaling, summarise, write_table
+from .runner import TrialFn, run_trials
+from .scaling_experiment import METHODS, scaling_trials
+from .trials import Budget, TrialResult, train_trial
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    out_dir: Path
+    workers: int = 1
+    backend: str = "local"
+    ray_address: str | None = None
+    data_dir: str | None = None
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class GridRow:
+    alpha: float
+    beta: float
+    gamma: float
+    product: float
+    mean_top1: float
+    n: int
+
+
+def search_coefficients(base: NetworkSpec, budget: Budget, options: RunOptions, *, step: float = 0.1,
+                        tolerance: float = 0.1, seeds: Sequence[int] = (0,),
+                        trial_fn: TrialFn = train_trial) -> list[GridRow]:
+    """Paper step 1: every grid point at phi = 1, ranked by mean minival top-1 (best first)."""
+    grid = constraint_grid(step, tolerance)
+    trials = coefficient_trials(base, grid, budget, seeds, data_dir=options.data_dir,
+                                run_dir=str(options.out_dir / "trials"))
+    results = run_trials(trials, Journal(options.out_dir / "journal.jsonl"), workers=options.workers,
+                         backend=options.backend, ray_address=options.ray_address, trial_fn=trial_fn,
+                         progress=options.progress, description="coefficient grid")
+    write_table(results, options.out_dir, "grid")
+    groups: dict[tuple[float, float, float], list[float]] = defaultdict(list)
+    for r in results:
+        if r.top1 is not None:
+            groups[(r.labels["alpha"], r.labels["beta"], r.labels["gamma"])].append(r.top1)
+    rows = sorted((GridRow(a, b, g, a * b * b * g * g, sum(v) / len(v), len(v)) for (a, b, g), v in groups.items()),
+                  key=lambda row: -row.mean_top1)
+    plot_grid(results, options.out_dir / "grid.png", f"{base.name}: coefficient search at phi = 1")
+    (options.out_dir / "best.json").write_text(json.dumps(asdict(rows[0]) if rows else {}, indent=2))
+    return rows
+
+
+def scaling_experiment(base: NetworkSpec, budget: Budget, options: RunOptions, *, phis: Sequence[float] = (1, 2, 3),
+                       coefficients: tuple[float, float, float] = (ALPHA, BETA, GAMMA),
+                       seeds: Sequence[int] = (0, 1, 2), trial_fn: TrialFn = train_trial) -> dict[str, object]:
+    """Paper step 2 against single-dimension scaling at matched MAdds; returns the summary."""
+    trials = scaling_trials(base, phis, budget, seeds, coefficients, data_dir=options.data_dir,
+                            run_dir=str(options.out_dir / "trials"))
+    results = run_trials(trials, Journal(options.out_dir / "journal.jsonl"), workers=options.workers,
+                         backend=options.backend, ray_address=options.ray_address, trial_fn=trial_fn,
+                         progress=options.progress, description="scaling trials")
+    write_table(results, options.out_dir, "scaling")
+    points = summarise(results)
+    plot_scaling(points, options.out_dir / "scaling.png",
+                 f"{base.name} at {base.resolution} px: compound vs single-dimension scaling")
+    comparisons = {
+        f"phi={phi:g}": {other: compare(results, "compound", other, float(phi)) for other in METHODS[1:]}
+        for phi in phis
+    }
+    summary = {"base": base.name, "coefficients": coefficients, "phis": list(phis), "seeds": list(seeds),
+               "budget": asdict(budget), "points": [asdict(p) for p in points], "compound_minus": comparisons,
+               "failed": [r.key for r in results if r.top1 is None]}
+    (options.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def finished(results: Sequence[TrialResult]) -> int:
+    return sum(r.top1 is not None for r in results)

@@ -1,0 +1,141 @@
+"""Experiment results as tables (CSV/JSON), summaries with confidence intervals, and plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from scipy import stats
+
+from .trials import TrialResult
+
+
+@dataclass(frozen=True)
+class Point:
+    """Mean accuracy of one network over its seeds, with a 95% t-interval."""
+
+    method: str
+    phi: float
+    madds: int
+    params: int
+    resolution: int
+    n: int
+    mean: float
+    std: float
+    ci95: float
+
+
+def write_table(results: Sequence[TrialResult], out_dir: Path, stem: str) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = [{k: v for k, v in r.to_dict().items() if k != "spec"} | {f"label_{k}": v for k, v in r.labels.items()}
+            for r in results]
+    for row in rows:
+        row.pop("labels", None)
+    (out_dir / f"{stem}.json").write_text(json.dumps([r.to_dict() for r in results], indent=2))
+    if rows:
+        fields = list(dict.fromkeys(k for row in rows for k in row))
+        with (out_dir / f"{stem}.csv").open("w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def ci95(values: Sequence[float]) -> tuple[float, float, float]:
+    """Mean, standard deviation and the half-width of a 95% Student-t interval."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, 0.0, math.nan
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean, std, float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+
+
+def summarise(results: Sequence[TrialResult]) -> list[Point]:
+    groups: dict[tuple[str, float, int], list[TrialResult]] = defaultdict(list)
+    for r in results:
+        if r.top1 is not None:
+            groups[(r.method, float(r.labels.get("phi", 0.0)), r.madds)].append(r)
+    points = []
+    order = ("base", "compound", "width", "depth", "resolution")
+    for (method, phi, madds), members in sorted(
+            groups.items(), key=lambda kv: (order.index(kv[0][0]) if kv[0][0] in order else len(order), kv[0][1])):
+        mean, std, half = ci95([m.top1 for m in members])  # type: ignore[misc]
+        points.append(Point(method, phi, madds, members[0].params, members[0].resolution, len(members),
+                            mean, std, half))
+    return points
+
+
+def compare(results: Sequence[TrialResult], method: str, against: str, phi: float) -> dict[str, float]:
+    """Difference of mean top-1 (method - against) at one phi with a Welch 95% interval."""
+    a = [r.top1 for r in results if r.method == method and r.labels.get("phi") == phi and r.top1 is not None]
+    b = [r.top1 for r in results if r.method == against and r.labels.get("phi") == phi and r.top1 is not None]
+    if len(a) < 2 or len(b) < 2:
+        return {"diff": (sum(a) / len(a) - sum(b) / len(b)) if a and b else math.nan, "ci95": math.nan, "p": math.nan}
+    va, vb = stats.tvar(a) / len(a), stats.tvar(b) / len(b)
+    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if va + vb > 0 else len(a) + len(b) - 2
+    diff = sum(a) / len(a) - sum(b) / len(b)
+    test = stats.ttest_ind(a, b, equal_var=False)
+    return {"diff": diff, "ci95": float(stats.t.ppf(0.975, dof)) * math.sqrt(va + vb), "p": float(test.pvalue)}
+
+
+def plot_scaling(points: Sequence[Point], path: Path, title: str) -> Path:
+    """Accuracy against MAdds with error bars, one line per scaling method (paper Figures 3/8)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    base = [p for p in points if p.method == "base"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    styles = {"compound": ("tab:red", "o", 2.2), "width": ("tab:blue", "s", 1.2),
+              "depth": ("tab:green", "^", 1.2), "resolution": ("tab:purple", "D", 1.2)}
+    for method, (color, marker, width) in styles.items():
+        series = sorted(base + [p for p in points if p.method == method], key=lambda p: p.madds)
+        if len(series) <= len(base):
+            continue
+        ax.errorbar([p.madds / 1e6 for p in series], [p.mean for p in series],
+                    yerr=[0 if math.isnan(p.ci95) else p.ci95 for p in series], label=method,
+                    color=color, marker=marker, linewidth=width, capsize=3)
+    ax.set_xlabel("multiply-adds (M)")
+    ax.set_ylabel("minival top-1 (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_grid(results: Sequence[TrialResult], path: Path, title: str) -> Path:
+    """Coefficient search: accuracy of each (alpha, beta, gamma), best highlighted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups: dict[tuple[float, float, float], list[float]] = defaultdict(list)
+    for r in results:
+        if r.top1 is not None:
+            groups[(r.labels["alpha"], r.labels["beta"], r.labels["gamma"])].append(r.top1)
+    items = sorted(groups.items(), key=lambda kv: -sum(kv[1]) / len(kv[1]))
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(items)), 4.5))
+    means = [sum(v) / len(v) for _, v in items]
+    ax.bar(range(len(items)), means, color=["tab:red"] + ["tab:gray"] * (len(items) - 1))
+    ax.set_xticks(range(len(items)), [f"{a:g}/{b:g}/{g:g}" for (a, b, g), _ in items], rotation=70, fontsize=8)
+    ax.set_ylabel("minival top-1 (%)")
+    ax.set_xlabel("alpha / beta / gamma (depth / width / resolution)")
+    if means:
+        ax.set_ylim(min(means) - 1, max(means) + 0.5)
+    ax.set_title(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

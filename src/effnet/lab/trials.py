@@ -1,0 +1,130 @@
+"""A trial: one network (spec) trained with a short proxy budget and one seed, on a real
+dataset; its result records accuracy, params, MAdds, wall time and the spec itself."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..counting import count
+from ..spec import NetworkSpec
+from ..spec_json import spec_from_dict, spec_to_dict
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The proxy training budget (paper section 4: short training on a held-out split)."""
+
+    epochs: int = 2
+    train_subset: int = 0          # first N training images (0: all)
+    minival: int = 5000            # held out from train; trials are ranked on it, never on test
+    batch_size: int = 128
+    lr_per_256: float = 0.016
+    warmup_epochs: float = 0.5
+    threads: int = 0               # torch threads per trial (0: the runner decides)
+
+
+@dataclass(frozen=True)
+class Trial:
+    experiment: str
+    method: str                     # base | compound | width | depth | resolution | grid
+    spec: NetworkSpec
+    budget: Budget
+    seed: int = 0
+    dataset: str = "fashion_mnist"
+    data_dir: str | None = None     # where the data is, and where run folders go: not part of the key
+    run_dir: str | None = None
+    labels: tuple[tuple[str, Any], ...] = ()   # e.g. (("phi", 1), ("alpha", 1.2))
+
+    @property
+    def key(self) -> str:
+        """Content hash: the same network, budget, seed and dataset is the same trial."""
+        payload = {"spec": spec_to_dict(self.spec), "budget": asdict(self.budget), "seed": self.seed,
+                   "dataset": self.dataset, "experiment": self.experiment, "method": self.method,
+                   "labels": [list(pair) for pair in self.labels]}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class TrialResult:
+    key: str
+    experiment: str
+    method: str
+    seed: int
+    labels: dict[str, Any]
+    params: int
+    madds: int
+    resolution: int
+    top1: float | None
+    wall_s: float
+    spec: dict[str, Any] = field(repr=False)
+    status: str = "ok"
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrialResult:
+        return cls(**data)
+
+    @property
+    def network(self) -> NetworkSpec:
+        return spec_from_dict(self.spec)
+
+
+def describe(trial: Trial, top1: float | None, wall_s: float, error: str | None = None) -> TrialResult:
+    counts = count(trial.spec)
+    return TrialResult(
+        key=trial.key, experiment=trial.experiment, method=trial.method, seed=trial.seed,
+        labels=dict(trial.labels), params=counts.params, madds=counts.madds,
+        resolution=trial.spec.resolution, top1=top1, wall_s=wall_s,
+        # JSON-normalised (tuples -> lists) so a result read back from the journal compares equal
+        spec=json.loads(json.dumps(spec_to_dict(trial.spec))),
+        status="ok" if error is None else "failed", error=error,
+    )
+
+
+def trial_config(trial: Trial, out_dir: str | None = None):  # type: ignore[no-untyped-def]
+    """The training config of a trial: the paper's recipe, shortened to the proxy budget."""
+    from ..train.config import Config
+
+    config = Config()
+    b = trial.budget
+    config.data.dataset = trial.dataset
+    config.data.root = trial.data_dir
+    config.data.channels = trial.spec.in_chans
+    config.data.image_size = trial.spec.resolution
+    config.data.minival = b.minival
+    config.data.train_subset = b.train_subset
+    config.data.crop = "pad_crop"  # small images: pad-and-crop, not 8%-area crops
+    config.data.batch_augment = True
+    config.train.epochs = b.epochs
+    config.train.batch_size = b.batch_size
+    config.train.seed = trial.seed
+    config.train.threads = b.threads
+    config.train.ema_decay = 0.0  # a 0.9999 EMA needs ~10k steps to mean anything
+    config.train.final_test = False  # trials are ranked on minival; the test set stays unseen
+    config.optim.lr_per_256 = b.lr_per_256
+    config.schedule.warmup_epochs = b.warmup_epochs
+    config.run.progress = False
+    config.run.tensorboard = False
+    if out_dir is not None:
+        config.run.out_dir = out_dir
+    return config
+
+
+def train_trial(trial: Trial, out_dir: str | None = None) -> TrialResult:
+    """Train and evaluate one trial on the minival split (top-1 of the last epoch)."""
+    from ..train import train
+
+    start = time.perf_counter()
+    try:
+        result = train(trial_config(trial, out_dir or trial.run_dir), spec=trial.spec)
+        top1 = float(result.history[-1]["val_top1"])
+    except Exception as error:  # a failed trial is recorded, not fatal to the experiment
+        return describe(trial, None, time.perf_counter() - start, f"{type(error).__name__}: {error}")
+    return describe(trial, top1, time.perf_counter() - start)

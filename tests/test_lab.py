@@ -1,0 +1,209 @@
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from effnet import count, get_spec
+from effnet.lab import Budget, Journal, constraint_grid, match_madds, run_trials
+from effnet.lab.bases import lab_base
+from effnet.lab.coefficients import coefficient_trials
+from effnet.lab.matching import scale_one
+from effnet.lab.report import ci95, compare, summarise
+from effnet.lab.scaling_experiment import scaling_trials
+from effnet.spec import SpecError
+
+from .lab_trials import counted_trial
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_constraint_grid():
+    grid = constraint_grid(step=0.05, tolerance=0.1)
+    assert (1.2, 1.1, 1.15) in grid  # the paper's triple: 1.92
+    assert all(min(p) >= 1 and abs(p[0] * p[1] ** 2 * p[2] ** 2 - 2) <= 0.1 + 1e-9 for p in grid)
+    assert (1.0, 1.0, 1.0) not in grid and (2.0, 1.0, 1.0) in grid
+    coarse = constraint_grid(step=0.1, tolerance=0.1)
+    assert len(coarse) == 21 and set(coarse) <= set(constraint_grid(step=0.05, tolerance=0.1))
+    with pytest.raises(SpecError):
+        constraint_grid(step=0)
+
+
+def test_coefficient_trials_scale_each_dimension():
+    base = lab_base("fmnist_lab")
+    trials = coefficient_trials(base, [(1.2, 1.1, 1.15), (2.0, 1.0, 1.0)], Budget(), seeds=(0, 1))
+    assert len(trials) == 4 and len({t.key for t in trials}) == 4
+    deep = trials[2].spec
+    assert deep.resolution == base.resolution and [s.repeats for s in deep.stages] == [2, 4, 4, 4]
+    assert trials[0].spec.resolution == round(16 * 1.15)
+
+
+@pytest.mark.parametrize("dimension", ["width", "depth", "resolution"])
+@pytest.mark.parametrize("name", ["fmnist_lab", "mobilenet_v2"])
+def test_matching_solver_finds_the_closest_step(name, dimension):
+    base = lab_base(name)
+    target = int(count(base).madds * 3.7)
+    match = match_madds(base, target, dimension)
+    assert match.madds == count(match.spec).madds
+    gap = abs(match.madds - target)
+    # No multiplier on a fine grid around the answer gets closer (cost is a step function).
+    for factor in [match.multiplier * (1 + d / 200) for d in range(-40, 41)]:
+        if factor >= 1:
+            assert abs(count(scale_one(base, dimension, factor)).madds - target) >= gap
+    if name == "fmnist_lab":  # MobileNetV2 at 16 px halves 5 times: its resolution steps are coarse
+        assert abs(match.relative_error) < 0.25
+
+
+def test_scaling_trials_match_compound_madds():
+    base = lab_base("fmnist_lab")
+    trials = scaling_trials(base, [1, 2], Budget(), seeds=(0,))
+    by = {(t.method, dict(t.labels)["phi"]): t for t in trials}
+    assert by[("base", 0.0)].spec == base
+    for phi in (1.0, 2.0):
+        target = count(by[("compound", phi)].spec).madds
+        for method in ("width", "depth", "resolution"):
+            assert count(by[(method, phi)].spec).madds == pytest.approx(target, rel=0.25)
+        assert by[("width", phi)].spec.resolution == 16 and by[("resolution", phi)].spec.resolution > 16
+
+
+def test_runner_and_journal_skip_finished(tmp_path, monkeypatch):
+    calls = tmp_path / "calls"
+    monkeypatch.setenv("EFFNET_TEST_CALLS", str(calls))
+    trials = scaling_trials(lab_base("fmnist_lab"), [1], Budget(), seeds=(0, 1))
+    journal = Journal(tmp_path / "journal.jsonl")
+    first = run_trials(trials[:4], journal, trial_fn=counted_trial, progress=False)
+    assert len(calls.read_text().split()) == 4
+    results = run_trials(trials, journal, trial_fn=counted_trial, progress=False)
+    assert len(calls.read_text().split()) == len(trials)  # only the new ones ran
+    assert [r.key for r in results] == [t.key for t in trials]
+    assert results[:4] == first
+
+
+def test_torn_journal_line_is_skipped(tmp_path):
+    trials = scaling_trials(lab_base("fmnist_lab"), [1], Budget(), seeds=(0,))
+    journal = Journal(tmp_path / "j.jsonl")
+    run_trials(trials[:2], journal, trial_fn=counted_trial, progress=False)
+    with journal.path.open("a") as file:
+        file.write('{"key": "abc", "experi')
+    with pytest.warns(UserWarning, match="unreadable journal line"):
+        assert len(journal.load()) == 2
+
+
+def test_parallel_local_processes(tmp_path):
+    trials = scaling_trials(lab_base("fmnist_lab"), [1], Budget(), seeds=(0, 1))
+    serial = run_trials(trials, None, trial_fn=counted_trial, progress=False)
+    parallel = run_trials(trials, None, trial_fn=counted_trial, workers=2, progress=False)
+    assert [r.top1 for r in parallel] == [r.top1 for r in serial]
+
+
+SCRIPT = """
+import sys
+from effnet.lab import Budget, Journal, run_trials
+from effnet.lab.bases import lab_base
+from effnet.lab.scaling_experiment import scaling_trials
+from tests.lab_trials import counted_trial
+trials = scaling_trials(lab_base("fmnist_lab"), [1, 2], Budget(), seeds=(0, 1))
+run_trials(trials, Journal(sys.argv[1]), trial_fn=counted_trial, progress=False)
+"""
+
+
+def test_killed_experiment_resumes_without_recomputing(tmp_path):
+    journal = tmp_path / "journal.jsonl"
+    calls = tmp_path / "calls"
+    env = {**os.environ, "EFFNET_TEST_CALLS": str(calls), "EFFNET_TEST_SLEEP": "0.3", "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen([sys.executable, "-c", SCRIPT, str(journal)], env=env, cwd=ROOT)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not journal.exists() or len(journal.read_text().splitlines()) < 3):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished_before = {json.loads(line)["key"] for line in journal.read_text().splitlines()}
+    assert 3 <= len(finished_before) < 18
+    env["EFFNET_TEST_SLEEP"] = "0"
+    subprocess.run([sys.executable, "-c", SCRIPT, str(journal)], env=env, cwd=ROOT, check=True, timeout=300)
+    keys = [json.loads(line)["key"] for line in journal.read_text().splitlines()]
+    assert len(set(keys)) == len(keys) == 18  # base + 2 phis x 4 methods, 2 seeds each
+    ran = calls.read_text().split()
+    rerun = [k for k in ran[len(ran) - (18 - len(finished_before)):] if k in finished_before]
+    assert not rerun, "finished trials were recomputed after the restart"
+
+
+def test_confidence_intervals_and_comparison():
+    mean, std, half = ci95([1.0, 2.0, 3.0])
+    assert (mean, std) == (2.0, 1.0) and half == pytest.approx(4.303 / math.sqrt(3), rel=1e-3)
+    trials = scaling_trials(lab_base("fmnist_lab"), [1], Budget(), seeds=(0, 1, 2))
+    results = run_trials(trials, None, trial_fn=counted_trial, progress=False)
+    points = summarise(results)
+    assert {p.method for p in points} == {"base", "compound", "width", "depth", "resolution"}
+    assert all(p.n == 3 for p in points)
+    diff = compare(results, "compound", "width", 1.0)
+    compound = next(p.mean for p in points if p.method == "compound")
+    width = next(p.mean for p in points if p.method == "width")
+    assert diff["diff"] == pytest.approx(compound - width)
+
+
+def test_lab_base_adapts_registered_networks():
+    spec = lab_base("resnet50", resolution=20)
+    assert (spec.in_chans, spec.num_classes, spec.resolution) == (1, 10, 20)
+    assert spec.stages == get_spec("resnet50").stages
+
+
+@pytest.mark.slow
+def test_ray_backend_on_a_local_instance(tmp_path):
+    pytest.importorskip("ray")
+    trials = scaling_trials(lab_base("fmnist_lab"), [1], Budget(), seeds=(0,))
+    journal = Journal(tmp_path / "journal.jsonl")
+    results = run_trials(trials, journal, trial_fn=counted_trial, backend="ray", workers=2, progress=False)
+    local = run_trials(trials, None, trial_fn=counted_trial, progress=False)
+    assert [r.top1 for r in results] == [r.top1 for r in local]
+    assert len(journal.load()) == len(trials)
+
+
+def _fashion_mnist_or_skip():
+    from effnet.data.fashion_mnist import find_root
+
+    try:
+        find_root(None)
+    except (FileNotFoundError, OSError) as error:
+        pytest.skip(f"Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist): {error}")
+
+
+TINY = Budget(epochs=1, train_subset=256, minival=128, batch_size=64)
+
+
+@pytest.mark.slow
+def test_real_trial_trains_on_fashion_mnist(tmp_path):
+    _fashion_mnist_or_skip()
+    from effnet.lab.trials import Trial, train_trial
+
+    trial = Trial("scaling", "base", lab_base("fmnist_lab", resolution=12), TINY, seed=0)
+    result = train_trial(trial, out_dir=str(tmp_path))
+    assert result.status == "ok", result.error
+    assert 0 <= result.top1 <= 100 and result.params == count(trial.spec).params
+    assert result.network == trial.spec  # the spec survives the journal's JSON
+
+
+@pytest.mark.slow
+def test_quick_experiment_end_to_end_on_ray(tmp_path, capsys):
+    """The CLI, real training and the Ray backend together; a tiny budget keeps it short."""
+    pytest.importorskip("ray")
+    _fashion_mnist_or_skip()
+    from effnet.cli import main
+
+    out = tmp_path / "exp"
+    argv = ["experiment", "scaling", "--resolution", "10", "--phis", "1", "--seeds", "1", "--epochs", "1",
+            "--train-subset", "256", "--minival", "128", "--batch-size", "64", "--out", str(out)]
+    assert main([*argv, "--backend", "ray", "--workers", "2"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert {p["method"] for p in summary["points"]} == {"base", "compound", "width", "depth", "resolution"}
+    assert (out / "scaling.png").stat().st_size > 10_000 and (out / "scaling.csv").exists()
+    lines = (out / "journal.jsonl").read_text().splitlines()
+    assert len(lines) == 5 and not summary["failed"]
+    capsys.readouterr()
+    assert main(argv) == 0  # everything is in the journal: nothing is trained again
+    assert (out / "journal.jsonl").read_text().splitlines() == lines
