@@ -21,16 +21,6 @@ from .peers import CASES, HEAVY, PeerCase, build_peer, randomise, run_parity  # 
 TOLERANCE = 1e-4  # fp32 logits
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # On a shared 2-core machine OpenMP's spinning threads make these convs several times
-    # slower than one thread; restore the setting for the other test modules.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _marks(case: PeerCase):  # type: ignore[no-untyped-def]
     return [pytest.mark.slow] if case.model in HEAVY else []
 

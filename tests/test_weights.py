@@ -25,15 +25,6 @@ from effnet.weights import (
 from effnet.weights.registry import PackageFile
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # OpenMP threads spin against each other on a busy 2-core machine; see test_parity.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _random(name: str = "efficientnet_b0", **changes: object) -> torch.nn.Module:
     torch.manual_seed(0)
     model = create_model(name, **changes).eval()  # type: ignore[arg-type]
