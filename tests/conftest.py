@@ -7,3 +7,10 @@ several times slower than one thread here."""
 import torch
 
 torch.set_num_threads(1)
+
+# Exports that `effnet predict --runtime onnx` caches go to a throw-away folder, never to the
+# user's ~/.cache/effnet.
+import os  # noqa: E402
+import tempfile  # noqa: E402
+
+os.environ["EFFNET_CACHE"] = tempfile.mkdtemp(prefix="effnet-test-cache-")

@@ -212,3 +212,80 @@ def test_real_weights_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
                  "--weights", "lite0.official", "--json", "--top-k", "1"]) == 0
     (record,) = json.loads(capsys.readouterr().out)
     assert record["top_k"][0]["name"] == "espresso"
+
+
+def _run_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> list[dict]:
+    status = main(argv)
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    return json.loads(out)
+
+
+@requires_weights
+def test_cli_onnx_runtime_agrees_with_torch_and_caches(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnxruntime")
+    skimage_data = pytest.importorskip("skimage.data")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("EFFNET_CACHE", str(cache))
+    for name in ("coffee", "chelsea", "astronaut"):
+        Image.fromarray(getattr(skimage_data, name)()).save(tmp_path / f"{name}.png")
+    argv = ["predict", *(str(tmp_path / f"{n}.png") for n in ("coffee", "chelsea", "astronaut")),
+            "--model", "efficientnet_lite0", "--weights", "lite0.official", "--json", "--top-k", "3"]
+    by_torch = _run_json([*argv, "--runtime", "torch"], capsys)
+    by_onnx = _run_json([*argv, "--runtime", "onnx"], capsys)
+    (exported,) = (cache / "onnx").glob("*.onnx")
+    stamp = exported.stat().st_mtime_ns
+    by_auto = _run_json(argv, capsys)  # auto is onnx on the CPU: the cached export is reused
+    assert [p.name for p in (cache / "onnx").iterdir()] == [exported.name]
+    assert exported.stat().st_mtime_ns == stamp
+    for a, b, c in zip(by_torch, by_onnx, by_auto):
+        assert [s["index"] for s in a["top_k"]] == [s["index"] for s in b["top_k"]] == [s["index"] for s in c["top_k"]]
+        for sa, sb in zip(a["top_k"], b["top_k"]):
+            assert abs(sa["probability"] - sb["probability"]) < 1e-4
+    assert by_onnx[0]["top_k"][0]["name"] == "espresso"
+
+
+def test_runtime_choice() -> None:
+    from effnet.cli.predict import choose_runtime
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert choose_runtime("torch", cpu) == "torch"
+    assert choose_runtime("auto", cuda) == "torch"
+    with pytest.raises(ValueError, match="--device cpu"):
+        choose_runtime("onnx", cuda)
+    has_ort = importlib.util.find_spec("onnxruntime") is not None
+    assert choose_runtime("auto", cpu) == ("onnx" if has_ort else "torch")
+
+
+def test_interrupted_export_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnxruntime")
+    from effnet.deploy import export as export_module
+    from effnet.deploy.runtime import onnx_model_for
+
+    def broken(model, path, **kwargs):  # type: ignore[no-untyped-def]
+        Path(path).write_bytes(b"half an ONNX file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export_module, "export_model", broken)
+    torch.manual_seed(0)
+    with pytest.raises(KeyboardInterrupt):
+        onnx_model_for(effnet.create_model("efficientnet_lite0", num_classes=3), resolution=64, cache=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_onnx_model_matches_eager_and_keeps_preprocessing(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from effnet.deploy.runtime import onnx_model_for
+
+    torch.manual_seed(0)
+    model = effnet.create_model("efficientnet_b0", num_classes=5).eval()
+    onnx_model = onnx_model_for(model, resolution=64, cache=tmp_path)
+    assert onnx_model.preprocessing == model.preprocessing and onnx_model.num_classes == 5
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        assert (onnx_model(x) - model(x)).abs().max().item() < 1e-4
+    # Another model (other weights) gets its own file, not the cached one.
+    torch.manual_seed(1)
+    onnx_model_for(effnet.create_model("efficientnet_b0", num_classes=5), resolution=64, cache=tmp_path)
+    assert len(list(tmp_path.glob("*.onnx"))) == 2

@@ -8,10 +8,11 @@ from .export import FORMATS, ExportResult, export_model, max_abs_diff
 from .fuse import channels_last, fuse_bn, optimize_for_inference
 from .padding import FixedPadConv2d, TraceableSameConv2d, freeze_same_padding, traceable_same_padding
 from .quantize import Agreement, agreement, quantize_onnx
-from .runtime import OnnxModel, OnnxRunner, session_options
+from .runtime import OnnxModel, OnnxRunner, cache_dir, onnx_model_for, session_options
 
 __all__ = [
     "FORMATS", "Agreement", "ExportResult", "FixedPadConv2d", "OnnxModel", "OnnxRunner", "TraceableSameConv2d",
     "agreement", "channels_last", "export_model", "freeze_same_padding", "fuse_bn", "max_abs_diff",
-    "optimize_for_inference", "quantize_onnx", "session_options", "traceable_same_padding",
+    "cache_dir", "onnx_model_for", "optimize_for_inference", "quantize_onnx", "session_options",
+    "traceable_same_padding",
 ]

@@ -86,3 +86,61 @@ class OnnxModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self.runner(x.float()))
+
+
+def cache_dir() -> Path:
+    """Where exported models are kept between runs: ``$EFFNET_CACHE``, else
+    ``$XDG_CACHE_HOME/effnet``, else ``~/.cache/effnet``."""
+    if os.environ.get("EFFNET_CACHE"):
+        return Path(os.environ["EFFNET_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "effnet"
+
+
+def model_fingerprint(model: nn.Module, resolution: int) -> str:
+    """A content hash of the weights, buffers, architecture and export size: a cached
+    export is reused only for the very same model."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{type(model).__name__}|{resolution}|".encode())
+    spec = getattr(model, "spec", None)
+    if spec is not None:
+        from ..spec_json import spec_to_dict
+
+        digest.update(repr(sorted(spec_to_dict(spec).items())).encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:20]
+
+
+def onnx_model_for(model: nn.Module, *, resolution: int | None = None, threads: int | None = None,
+                   cache: str | Path | None = None) -> OnnxModel:
+    """``model`` exported to ONNX (BN folded, constant SAME pads for ``resolution``, any
+    batch) and loaded in onnxruntime, keeping its preprocessing and class names.
+
+    ``resolution`` defaults to the input size of the model's preprocessing, the only size its
+    eval transform produces. The export is cached under :func:`cache_dir` by a hash of the
+    weights, so the next run starts at once; it is written to a temporary name and renamed,
+    so an interrupted export never leaves a broken file behind.
+    """
+    _onnxruntime()  # fail before exporting when onnxruntime is missing
+    from .export import export_model
+
+    if resolution is None:
+        pre = getattr(model, "preprocessing", None)
+        spec = getattr(model, "spec", None)
+        resolution = pre.input_size if pre is not None else (spec.resolution if spec is not None else 224)
+    folder = Path(cache) if cache is not None else cache_dir() / "onnx"
+    name = getattr(getattr(model, "spec", None), "name", type(model).__name__)
+    path = folder / f"{name}-{resolution}px-{model_fingerprint(model, resolution)}.onnx"
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.partial")
+        try:
+            # export_model folds BN into a copy: ``model`` itself is left as it was.
+            export_model(model, partial, format="onnx", resolution=resolution)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+    return OnnxModel(path, model, threads=threads)
