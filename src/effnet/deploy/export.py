@@ -41,6 +41,18 @@ def _in_chans(model: nn.Module) -> int:
     return first.in_channels
 
 
+def total_stride(model: nn.Module) -> int:
+    """How many times the network shrinks its input (32 for B0; 4 for the 28 px Fashion-MNIST
+    nets), from its spec; 32 when the model has none."""
+    spec = getattr(model, "spec", None)
+    if spec is None:
+        return 32
+    stride = spec.stem.reduction
+    for stage in spec.stages:
+        stride *= stage.stride
+    return stride
+
+
 def prepare(model: nn.Module, resolution: int, *, dynamic: bool, fold: bool = True) -> nn.Module:
     """The module that is exported: eval mode, BN folded, SAME padding made explicit."""
     model = fuse_bn(model) if fold else model
@@ -97,8 +109,10 @@ def export_model(model: nn.Module, path: str | Path, *, format: str = "onnx", re
     """
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
-    if resolution < 32:
-        raise ValueError(f"resolution {resolution} is too small: EfficientNet reduces the image 32x; use >= 32")
+    reduction = total_stride(model)
+    if resolution < reduction:
+        raise ValueError(f"resolution {resolution} is too small: this network reduces the image {reduction}x; "
+                         f"use >= {reduction}")
     path = Path(path)
     if not path.parent.exists():
         raise FileNotFoundError(f"output folder {path.parent} does not exist; create it first")
