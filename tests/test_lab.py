@@ -207,3 +207,18 @@ def test_quick_experiment_end_to_end_on_ray(tmp_path, capsys):
     capsys.readouterr()
     assert main(argv) == 0  # everything is in the journal: nothing is trained again
     assert (out / "journal.jsonl").read_text().splitlines() == lines
+
+
+def test_scaling_takes_coefficients_from_a_search(tmp_path):
+    import argparse
+
+    from effnet.cli.experiment import coefficients_from
+
+    (tmp_path / "best.json").write_text(json.dumps({"alpha": 1.4, "beta": 1.1, "gamma": 1.1, "product": 2.03}))
+    given = argparse.Namespace(coefficients=None, alpha=1.2, beta=1.1, gamma=1.15)
+    assert coefficients_from(given) == (1.2, 1.1, 1.15)
+    for where in (tmp_path, tmp_path / "best.json"):
+        assert coefficients_from(argparse.Namespace(**{**vars(given), "coefficients": where})) == (1.4, 1.1, 1.1)
+    (tmp_path / "empty.json").write_text("{}")  # a search where every trial failed writes {}
+    with pytest.raises(ValueError, match="search-coefficients"):
+        coefficients_from(argparse.Namespace(**{**vars(given), "coefficients": tmp_path / "empty.json"}))

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
+from pathlib import Path
 
 from ..lab.experiments import scaling_experiment
 from ..scaling import ALPHA, BETA, GAMMA
 from ._format import print_table
 from ._lab import add_common, base_from, budget_from, options_from
-
-DEFAULTS = {"epochs": 3, "train_subset": 20000, "minival": 5000}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -22,14 +22,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--alpha", type=float, default=ALPHA)
     s.add_argument("--beta", type=float, default=BETA)
     s.add_argument("--gamma", type=float, default=GAMMA)
+    s.add_argument("--coefficients", type=Path, default=None, metavar="BEST_JSON",
+                   help="take alpha, beta, gamma from a search: `effnet search-coefficients --out DIR` "
+                        "writes DIR/best.json (default: the paper's 1.2, 1.1, 1.15)")
     s.set_defaults(func=run)
+
+
+def coefficients_from(args: argparse.Namespace) -> tuple[float, float, float]:
+    if args.coefficients is None:
+        return (args.alpha, args.beta, args.gamma)
+    path = args.coefficients / "best.json" if args.coefficients.is_dir() else args.coefficients
+    try:
+        best = json.loads(path.read_text())
+        return (float(best["alpha"]), float(best["beta"]), float(best["gamma"]))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"--coefficients {path}: not a search result with alpha, beta and gamma ({error}); "
+                         "run `effnet search-coefficients BASE --out DIR` and pass DIR/best.json") from None
 
 
 def run(args: argparse.Namespace) -> int:
     phis = args.phis or ([1.0] if args.quick else [1.0, 2.0, 3.0])
     seeds = range(args.seeds or (1 if args.quick else 3))
-    summary = scaling_experiment(base_from(args), budget_from(args, DEFAULTS), options_from(args), phis=phis,
-                                 coefficients=(args.alpha, args.beta, args.gamma), seeds=seeds)
+    summary = scaling_experiment(base_from(args), budget_from(args), options_from(args), phis=phis,
+                                 coefficients=coefficients_from(args), seeds=seeds)
     rows = [(p["method"], f"{p['phi']:g}", f"{p['madds'] / 1e6:.2f}M", f"{p['params']:,}", p["resolution"],
              f"{p['mean']:.2f}", "-" if math.isnan(p["ci95"]) else f"±{p['ci95']:.2f}", p["n"])
             for p in summary["points"]]  # type: ignore[union-attr]

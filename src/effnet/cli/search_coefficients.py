@@ -8,8 +8,6 @@ from ..lab.experiments import search_coefficients
 from ._format import print_table
 from ._lab import add_common, base_from, budget_from, options_from
 
-DEFAULTS = {"epochs": 3, "train_subset": 20000, "minival": 5000}
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("search-coefficients",
@@ -22,7 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     seeds = range(args.seeds or 1)
-    rows = search_coefficients(base_from(args), budget_from(args, DEFAULTS), options_from(args),
+    rows = search_coefficients(base_from(args), budget_from(args), options_from(args),
                                step=args.step, tolerance=args.tolerance, seeds=seeds)
     print_table(f"coefficient search (phi = 1), {len(rows)} grid points, best first",
                 ["alpha", "beta", "gamma", "a*b^2*g^2", "minival top-1", "seeds"],
