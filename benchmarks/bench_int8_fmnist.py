@@ -1,0 +1,132 @@
+"""int8 static quantisation (onnxruntime) of a network trained on Fashion-MNIST: top-1 on
+the 10,000 test images before and after, and the speed of each path.
+
+    .venv/bin/python benchmarks/bench_int8_fmnist.py runs/bench-fmnist-60 [--calibration 512]
+
+The checkpoint is a training run folder (its ``best.pt``, EMA weights) or file, for example
+the one ``benchmarks/train_fashion_mnist.py`` leaves. The fp32 model is exported with BN
+folded and fixed SAME pads, then quantised with calibration images held out from the
+*training* set (never the test set). Top-1 is measured for eager PyTorch, fp32 ONNX and int8
+ONNX on the whole test set; speed alternates the three (plus timm's eager model of the same
+architecture, random weights) at batch 1 and batch 256. Writes ``int8_fmnist.json``/``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from effnet.deploy.bench import time_alternately
+from effnet.deploy.export import export_model, max_abs_diff
+from effnet.deploy.fuse import optimize_for_inference
+from effnet.deploy.quantize import quantize_onnx
+from effnet.deploy.runtime import OnnxRunner
+from effnet.preprocessing import Preprocessing
+from effnet.train.build import model_from_checkpoint
+from effnet.train.checkpoint import BEST, load_checkpoint
+from effnet.train.config import from_dict
+from effnet.train.data import build_eval_loader
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_small_train import timm_same_architecture  # noqa: E402
+
+
+def images_and_labels(config, split: str, pre: Preprocessing) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+    loader, batch_augment, _ = build_eval_loader(config, split, pre)
+    xs, ys = [], []
+    for images, labels in loader:
+        if batch_augment is not None:
+            images = batch_augment(images, train=False)
+        xs.append(images.float().numpy())
+        ys.append(labels.numpy())
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def top1(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float(100.0 * (logits.argmax(1) == labels).mean())
+
+
+def batched(run, images: np.ndarray, batch: int = 500) -> np.ndarray:  # type: ignore[no-untyped-def]
+    return np.concatenate([run(images[i:i + batch]) for i in range(0, len(images), batch)])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", type=Path, help="a training run folder or checkpoint file")
+    parser.add_argument("--calibration", type=int, default=512, help="training images for calibration")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    file = args.checkpoint / BEST if args.checkpoint.is_dir() else args.checkpoint
+    checkpoint = load_checkpoint(file)
+    config = from_dict(checkpoint["config"])
+    model = model_from_checkpoint(checkpoint, use_ema=True)
+    pre = Preprocessing.from_dict(checkpoint["preprocessing"])
+    test_x, test_y = images_and_labels(config, "test", pre)
+    held = dataclasses.replace(config, data=dataclasses.replace(config.data, minival=args.calibration))
+    calibration, _ = images_and_labels(held, "minival", pre)
+    size = test_x.shape[-1]
+
+    with torch.inference_mode():
+        eager_logits = batched(lambda x: model(torch.from_numpy(x)).numpy(), test_x)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32_path, int8_path = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        export_model(model, fp32_path, resolution=size)
+        export_diff = max_abs_diff(model, fp32_path, "onnx", [size], batch=8)
+        quantize_onnx(fp32_path, int8_path, calibration)
+        fp32, int8 = OnnxRunner(fp32_path, threads=args.threads), OnnxRunner(int8_path, threads=args.threads)
+        fp32_logits, int8_logits = batched(fp32, test_x), batched(int8, test_x)
+        accuracy = {"torch_fp32": top1(eager_logits, test_y), "onnx_fp32": top1(fp32_logits, test_y),
+                    "onnx_int8": top1(int8_logits, test_y)}
+        agreement = float(100.0 * (fp32_logits.argmax(1) == int8_logits.argmax(1)).mean())
+        fused = optimize_for_inference(model)
+        theirs = timm_same_architecture(model.spec).eval().to(memory_format=torch.channels_last)
+        speed = {}
+        for batch in (1, 256):
+            x = np.ascontiguousarray(test_x[:batch])
+            x_nhwc = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
+
+            def eager(m, x=x_nhwc):  # type: ignore[no-untyped-def]
+                with torch.inference_mode():
+                    return m(x)
+
+            samples = time_alternately({"onnx-fp32": lambda x=x: fp32(x), "onnx-int8": lambda x=x: int8(x),
+                                        "ours:fused-nhwc": lambda: eager(fused),
+                                        "timm:eager-nhwc": lambda: eager(theirs)}, rounds=3, min_time=2.0)
+            medians = {name: statistics.median(v) for name, v in samples.items()}
+            speed[batch] = {name: {"ms": 1000 * s, "images_per_s": batch / s,
+                                   "vs_timm_eager": medians["timm:eager-nhwc"] / s} for name, s in medians.items()}
+    record = {"command": " ".join([sys.executable, *sys.argv]), "checkpoint": str(file), "model": model.spec.name,
+              "test_images": len(test_y), "calibration_images": len(calibration), "threads": args.threads,
+              "export_max_abs_diff": export_diff, "top1": accuracy,
+              "int8_minus_fp32_points": accuracy["onnx_int8"] - accuracy["onnx_fp32"],
+              "int8_fp32_prediction_agreement": agreement, "speed": speed}
+    lines = [f"`{model.spec.name}` trained on Fashion-MNIST ({file}), {len(test_y):,} test images, int8 calibrated "
+             f"on {len(calibration)} training images, {args.threads} threads.", "",
+             "| path | test top-1 |", "|---|---|"]
+    lines += [f"| {name} | {value:.2f}% |" for name, value in accuracy.items()]
+    lines += ["", f"int8 - fp32: {record['int8_minus_fp32_points']:+.2f} points; int8 and fp32 agree on "
+                  f"{agreement:.2f}% of test images; fp32 ONNX vs eager max |logit diff| {export_diff:.1e}.", "",
+              "| batch | path | ms/batch | images/s | vs timm eager |", "|---|---|---|---|---|"]
+    for batch, rows in speed.items():
+        lines += [f"| {batch} | {name} | {r['ms']:.2f} | {r['images_per_s']:.0f} | {r['vs_timm_eager']:.2f}x |"
+                  for name, r in rows.items()]
+    markdown = "\n".join(lines) + "\n"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "int8_fmnist.json").write_text(json.dumps(record, indent=2) + "\n")
+    (args.out / "int8_fmnist.md").write_text(markdown)
+    print(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
