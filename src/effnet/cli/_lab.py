@@ -13,7 +13,7 @@ from ..lab.trials import Budget
 # The default proxy budget of a trial, sized so that the default scaling experiment (3 seeds x
 # (base + 3 phis x 4 methods)) finishes within 90 minutes on 2 CPU cores (docs/lab.md has the
 # measured time); the coefficient search uses the same budget so its ranking carries over.
-DEFAULTS = {"epochs": 2, "train_subset": 10000, "minival": 4000}
+DEFAULTS = {"epochs": 3, "train_subset": 10000, "minival": 4000}
 # --quick: a few minutes on 2 CPU cores; used by the tests and the demo.
 QUICK = {"epochs": 1, "train_subset": 2000, "minival": 1000}
 
@@ -25,7 +25,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None, help="proxy training epochs per trial")
     p.add_argument("--train-subset", type=int, default=None, help="train on the first N images (0: all)")
     p.add_argument("--minival", type=int, default=None, help="images held out from train to rank trials")
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=64, help="per trial (default 64: more steps in a short proxy)")
     p.add_argument("--seeds", type=int, default=None, help="seeds per network")
     p.add_argument("--workers", type=int, default=0,
                    help="trials run at once, local processes or Ray tasks (default: one per CPU core, "
