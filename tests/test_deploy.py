@@ -144,6 +144,24 @@ def test_bench_command_rejects_unknown_paths(capsys):
     assert "warp-drive" in capsys.readouterr().err
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given where there is no GPU")
+def test_bench_on_cuda_without_a_gpu_says_so(capsys):
+    assert main(["bench", "--device", "cuda", "--no-memory", "--rounds", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "no CUDA device" in err and "--device cpu" in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_bench_command_runs_on_cuda(tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "efficientnet_b0", "--device", "cuda", "--resolution", "64", "--latency-batch", "1",
+                 "--throughput-batch", "4", "--train-batch", "4", "--peers", "", "--rounds", "1", "--min-time", "0",
+                 "--no-memory", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert not any("onnx" in row["contestant"] for row in report["rows"])
+    assert any("CUDA" in note for note in report["notes"])
+
+
 def test_memory_is_measured_in_a_fresh_process():
     from effnet.deploy.contestants import Setting
     from effnet.deploy.memory import measure

@@ -20,6 +20,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("model", nargs="?", default="efficientnet_b0")
     p.add_argument("--resolution", type=int, default=224)
     p.add_argument("--threads", type=int, default=2, help="torch and onnxruntime intra-op threads (same for all)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="cuda: every contestant on the GPU in bf16 autocast and channels_last; the onnxruntime "
+                        "paths (CPU-only here) are left out")
     p.add_argument("--peers", type=_list, default=None,
                    help="comma-separated, e.g. 'timm:tf_efficientnet_b0,torchvision:efficientnet_b0' "
                         "(default: the same architecture in timm and torchvision; '' for none)")
@@ -48,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"unknown path(s) {unknown}; inference paths: {', '.join(INFERENCE_PATHS)}; "
                          f"training paths: {', '.join(TRAIN_PATHS)}")
-    setting = Setting(args.model, args.resolution, args.threads)
+    setting = Setting(args.model, args.resolution, args.threads, device=args.device)
     try:
         report = run_bench(setting, peers=args.peers, inference=args.inference, training=args.training,
                            latency_batch=args.latency_batch, throughput_batch=args.throughput_batch,

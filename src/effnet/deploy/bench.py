@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from .contestants import PEERS, Setting, inference_runner, set_threads, train_runner
+from .contestants import (ONNX_PATHS, PEERS, TRAIN_PATHS, Setting, check_device, inference_runner, set_threads,
+                          train_runner)
 
 Runner = Callable[[], object]
 
@@ -119,7 +120,7 @@ def _speedups(rows: list[Row]) -> None:
 
 def run_bench(setting: Setting = Setting(), *, peers: Sequence[str] | None = None,
               inference: Sequence[str] = ("eager", "channels_last", "fused", "onnx-fp32", "onnx-int8"),
-              training: Sequence[str] = ("train", "train-checkpointed"), latency_batch: int = 1,
+              training: Sequence[str] = TRAIN_PATHS, latency_batch: int = 1,
               throughput_batch: int = 32, train_batch: int = 32, rounds: int = 3, min_time: float = 1.0,
               memory: bool = True, profile: bool = False,
               log: Callable[[str], None] = lambda message: None) -> Report:
@@ -129,12 +130,22 @@ def run_bench(setting: Setting = Setting(), *, peers: Sequence[str] | None = Non
     from ..zoo import get_spec
 
     set_threads(setting.threads)
+    check_device(setting)
     peers = list(PEERS.get(setting.model, ()) if peers is None else peers)
     notes = []
+    if setting.device == "cuda":
+        dropped = [p for p in inference if p in ONNX_PATHS]
+        inference = [p for p in inference if p not in ONNX_PATHS]
+        notes.append(f"CUDA ({torch.cuda.get_device_name()}): every contestant in bf16 autocast and channels_last; "
+                     "memory = torch.cuda.max_memory_allocated" + (f"; left out (CPU-only onnxruntime): "
+                                                                  f"{', '.join(dropped)}" if dropped else ""))
     if not peers:
         notes.append(f"no peer architecture known for {setting.model}: absolute numbers only")
     madds = count_madds(get_spec(setting.model), setting.resolution)
     machine = {**cpu_peak(setting.threads), "torch": torch.__version__, "madds_per_image": madds}
+    if setting.device == "cuda":
+        # The CPU's peak means nothing for GPU numbers; no GPU peak is assumed.
+        machine.update(peak_madds_per_s=None, device=torch.cuda.get_device_name())
     peer_inference = [f"{p}{suffix}" for p in peers for suffix in ("", ":channels_last")]
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="effnet-bench-") as tmp:

@@ -26,7 +26,9 @@ PEERS: dict[str, tuple[str, ...]] = {
 }
 
 INFERENCE_PATHS = ("eager", "channels_last", "fused", "compiled", "onnx-fp32", "onnx-int8")
-TRAIN_PATHS = ("train", "train-checkpointed")
+# train-symmetric: B0 with PyTorch's symmetric padding instead of TF SAME, the architecture of
+# timm's efficientnet_b0 and torchvision's (for training from scratch, where TF parity is moot).
+TRAIN_PATHS = ("train", "train-checkpointed", "train-symmetric")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,32 @@ class Setting:
     resolution: int = 224
     threads: int = 2
     drop_path_rate: float = 0.2  # the official rate; given to every contestant that has one
+    device: str = "cpu"          # "cuda": everyone runs there, in bf16 autocast and channels_last
+
+
+ONNX_PATHS = ("onnx-fp32", "onnx-int8")
+
+
+def check_device(setting: Setting) -> None:
+    if setting.device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be cpu or cuda, got {setting.device!r}")
+    if setting.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but this machine has no CUDA device; use --device cpu")
+
+
+def _on_device(setting: Setting, call: Callable[[], object]) -> Callable[[], object]:
+    """On CUDA: ``call`` under bf16 autocast (the AMP every library uses there), waiting for
+    the GPU at the end so that the time measured is the work done, not the launch."""
+    if setting.device != "cuda":
+        return call
+
+    def run() -> object:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = call()
+        torch.cuda.synchronize()
+        return out
+
+    return run
 
 
 Runner = Callable[[], object]
@@ -58,14 +86,15 @@ def peer_module(peer: str, setting: Setting) -> nn.Module:
     raise ValueError(f"unknown peer {peer!r}; peers look like 'timm:tf_efficientnet_b0' or 'torchvision:efficientnet_b0'")
 
 
-def our_module(setting: Setting) -> nn.Module:
+def our_module(setting: Setting, **kwargs: object) -> nn.Module:
     from ..factory import create_model
 
-    return create_model(setting.model, drop_path_rate=setting.drop_path_rate)
+    return create_model(setting.model, drop_path_rate=setting.drop_path_rate, **kwargs)
 
 
 def _batch(setting: Setting, batch: int, nhwc: bool) -> torch.Tensor:
     x = torch.randn(batch, 3, setting.resolution, setting.resolution, generator=torch.Generator().manual_seed(0))
+    x = x.to(setting.device)
     return x.contiguous(memory_format=torch.channels_last) if nhwc else x
 
 
@@ -93,23 +122,27 @@ def _onnx_runner(model: nn.Module, setting: Setting, batch: int, int8: bool, wor
             quantize_onnx(path, q, _calibration(model, setting))
         path = q
     runner = OnnxRunner(path, threads=setting.threads)
-    x = _batch(setting, batch, nhwc=False).numpy()
+    x = _batch(setting, batch, nhwc=False).cpu().numpy()
     return lambda: runner(x)
 
 
 def inference_runner(contestant: str, setting: Setting, batch: int, workdir: Path | None = None) -> Runner:
     """``contestant`` is ``ours:PATH`` (PATH in INFERENCE_PATHS) or ``PEER[:channels_last]``."""
     owner, _, path = contestant.partition(":")
+    check_device(setting)
     if owner == "ours":
         model = our_module(setting).eval()
-        if path in ("onnx-fp32", "onnx-int8"):
+        if path in ONNX_PATHS:
+            if setting.device != "cpu":
+                raise ValueError(f"{contestant} runs on the CPU (onnxruntime); leave it out with --device cuda")
             workdir = workdir or Path(tempfile.mkdtemp(prefix="effnet-bench-"))
             return _onnx_runner(model, setting, batch, path == "onnx-int8", workdir)
         if path in ("fused", "compiled"):
             from .fuse import optimize_for_inference
             from .padding import freeze_same_padding
 
-            model = optimize_for_inference(freeze_same_padding(model, setting.resolution), compile=path == "compiled")
+            model = optimize_for_inference(freeze_same_padding(model.to(setting.device), setting.resolution),
+                                           compile=path == "compiled")
         elif path == "channels_last":
             model = model.to(memory_format=torch.channels_last)
         elif path != "eager":
@@ -120,37 +153,44 @@ def inference_runner(contestant: str, setting: Setting, batch: int, workdir: Pat
         model = peer_module(peer, setting).eval()
         if nhwc:
             model = model.to(memory_format=torch.channels_last)
+    model = model.to(setting.device)
     x = _batch(setting, batch, nhwc)
 
     def run() -> object:
         with torch.inference_mode():
             return model(x)
 
-    return run
+    return _on_device(setting, run)
 
 
 def train_runner(contestant: str, setting: Setting, batch: int) -> Runner:
     """One SGD step (forward, cross-entropy, backward, update) at ``batch``, channels_last
     for everyone (the faster layout on CPU for all three libraries)."""
     owner, _, path = contestant.partition(":")
+    check_device(setting)
     if owner == "ours":
-        model = our_module(setting)
+        model = our_module(setting, padding="symmetric") if path == "train-symmetric" else our_module(setting)
         if path == "train-checkpointed":
             model.set_grad_checkpointing(True)
-        elif path != "train":
+        elif path not in ("train", "train-symmetric"):
             raise ValueError(f"unknown training path {path!r}; choose one of {', '.join(TRAIN_PATHS)}")
     else:
         model = peer_module(contestant.removesuffix(":channels_last"), setting)
-    model = model.train().to(memory_format=torch.channels_last)
+    model = model.train().to(setting.device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = _batch(setting, batch, nhwc=True)
-    y = torch.randint(0, 1000, (batch,), generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 1000, (batch,), generator=torch.Generator().manual_seed(0)).to(setting.device)
+    cuda = setting.device == "cuda"
 
     def step() -> object:
         optimizer.zero_grad(set_to_none=True)
-        loss = nn.functional.cross_entropy(model(x), y)
+        # bf16 autocast on CUDA (no loss scaling needed, unlike fp16), fp32 on CPU.
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            loss = nn.functional.cross_entropy(model(x).float(), y)
         loss.backward()
         optimizer.step()
+        if cuda:
+            torch.cuda.synchronize()
         return loss
 
     return step

@@ -62,6 +62,17 @@ def peak_rss_bytes() -> int:
 def measure_here(contestant: str, kind: str, setting: Setting, batch: int, steps: int = 2) -> dict[str, int]:
     set_threads(setting.threads)
     run = train_runner(contestant, setting, batch) if kind == "train" else inference_runner(contestant, setting, batch)
+    if setting.device == "cuda":
+        # GPU memory: what the caching allocator handed out, the usual measure on CUDA.
+        import torch
+
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        for _ in range(steps):
+            run()
+        peak = torch.cuda.max_memory_allocated()
+        return {"before_bytes": before, "peak_bytes": peak, "step_bytes": max(peak - before, 0)}
     reset_peak()
     before = current_rss_bytes()
     for _ in range(steps):
