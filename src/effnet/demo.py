@@ -35,7 +35,7 @@ def main() -> int:
          "model.bn_momentum=0.1", "schedule.warmup_epochs=0.3", "run.out_dir=demo-output/runs",
          "run.tensorboard=false"])
     section("The scaling laboratory, --quick: compound vs width / depth / resolution at matched MAdds")
-    # One seed, one epoch on 2,000 images per network (about a minute); docs/lab.md has the full
+    # One seed, phi = 1, two epochs on 5,000 images per network (1-2 minutes); docs/lab.md has the full
     # experiment with three seeds and confidence intervals.
     cli(["experiment", "scaling", "--quick", "--out", "demo-output/lab-quick"])
     return 0

@@ -15,7 +15,7 @@ from ..lab.trials import Budget
 # measured time); the coefficient search uses the same budget so its ranking carries over.
 DEFAULTS = {"epochs": 3, "train_subset": 10000, "minival": 4000}
 # --quick: a few minutes on 2 CPU cores; used by the tests and the demo.
-QUICK = {"epochs": 1, "train_subset": 2000, "minival": 1000}
+QUICK = {"epochs": 2, "train_subset": 5000, "minival": 1000}
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
