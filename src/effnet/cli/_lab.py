@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from ..lab.bases import lab_base
 from ..lab.experiments import RunOptions
+from ..lab.runner import cpu_count
 from ..lab.trials import Budget
 
 # The default proxy budget of a trial, sized so that the default scaling experiment (3 seeds x
@@ -51,6 +51,5 @@ def base_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def options_from(args: argparse.Namespace) -> RunOptions:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return RunOptions(out_dir=args.out, workers=args.workers or cores, backend=args.backend, ray_address=args.ray_address,
+    return RunOptions(out_dir=args.out, workers=args.workers or cpu_count(), backend=args.backend, ray_address=args.ray_address,
                       data_dir=args.data_dir)

@@ -92,16 +92,12 @@ def runtime_model(model, runtime: str):  # type: ignore[no-untyped-def]
             return onnx_model_for(model)
         except (RuntimeError, ValueError) as error:
             message = " ".join(str(error).split())
-            raise ValueError(f"cannot export {args_model_name(model)} to ONNX ({message}); "
-                             "use --runtime torch") from None
+            name = model.spec.name if getattr(model, "spec", None) is not None else type(model).__name__
+            raise ValueError(f"cannot export {name} to ONNX ({message}); use --runtime torch") from None
     from ..deploy.fuse import optimize_for_inference
 
     return optimize_for_inference(model)
 
-
-def args_model_name(model) -> str:  # type: ignore[no-untyped-def]
-    spec = getattr(model, "spec", None)
-    return spec.name if spec is not None else type(model).__name__
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,7 +20,8 @@ TrialFn = Callable[[Trial], TrialResult]
 BACKENDS = ("local", "ray")
 
 
-def _cpu_count() -> int:
+def cpu_count() -> int:
+    """The CPU cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
@@ -68,7 +69,7 @@ def run_trials(trials: Sequence[Trial], journal: Journal | None = None, *, worke
 
 def _run_processes(trials: list[Trial], trial_fn: TrialFn, finished: Callable[[TrialResult], None],
                    workers: int) -> None:
-    threads = max(1, _cpu_count() // workers)
+    threads = max(1, cpu_count() // workers)
     # spawn: a forked PyTorch process can deadlock in its thread pools.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
@@ -90,7 +91,7 @@ def _run_ray(trials: list[Trial], trial_fn: TrialFn, finished: Callable[[TrialRe
     started_here = not ray.is_initialized()
     if started_here:
         # address=None starts a local Ray instance; "auto" or "ray://host:port" joins a cluster.
-        ray.init(address=address, num_cpus=None if address else _cpu_count(), include_dashboard=False,
+        ray.init(address=address, num_cpus=None if address else cpu_count(), include_dashboard=False,
                  log_to_driver=False)
     try:
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)) // workers)
