@@ -60,8 +60,11 @@ def timm_same_architecture(spec: NetworkSpec) -> nn.Module:
     return model
 
 
-def train_step(model: nn.Module, batch: int, size: int, in_chans: int, *, compile: bool = False):  # type: ignore[no-untyped-def]
+def train_step(model: nn.Module, batch: int, size: int, in_chans: int, *, compile: bool = False,  # type: ignore[no-untyped-def]
+               fused: bool = False):
     model = model.train().to(memory_format=torch.channels_last)
+    if fused:
+        model.set_fused_bn_act(True)
     optimizer = build_optimizer("rmsprop_tf", model, 0.01)
     forward = torch.compile(model) if compile else model
     criterion = nn.CrossEntropyLoss(label_smoothing=0.1)

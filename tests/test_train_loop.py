@@ -228,3 +228,43 @@ def test_train_a_spec_directly_and_validate_direct_edits(data_root: Path, tmp_pa
     config.data.crop = "zoom"  # set directly, past load_config's checks
     with pytest.raises(ConfigError, match="data.crop must be one of"):
         train(config, spec=spec)
+
+
+def test_cpu_training_uses_the_fused_kernel_and_agrees_with_native(data_root: Path, tmp_path: Path, monkeypatch,
+                                                                   restore_torch_globals) -> None:  # type: ignore[no-untyped-def]
+    from effnet.nn import fused
+
+    if not fused.available():
+        pytest.skip(f"fused kernel unavailable: {fused.unavailable_reason()}")
+    calls = []
+    original = fused.batch_norm_act
+    monkeypatch.setattr(fused, "batch_norm_act", lambda *a: calls.append(1) or original(*a))
+    runs = {}
+    for mode in ("auto", "native"):
+        overrides = tiny_overrides(data_root, tmp_path, mode, epochs=1) + ["model.channels_last=true",
+                                                                            f"model.bn_act={mode}"]
+        calls.clear()
+        result = train(load_config(None, overrides))
+        runs[mode] = (len(calls), load_checkpoint(result.run_dir / "last.pt")["model"])
+    assert runs["auto"][0] > 0 and runs["native"][0] == 0  # auto: fused for channels_last fp32 on CPU
+    for key, value in runs["native"][1].items():
+        torch.testing.assert_close(runs["auto"][1][key], value, rtol=1e-3, atol=1e-4, msg=key)
+
+
+def test_fused_bn_act_required_but_unavailable_is_a_config_error(data_root: Path, tmp_path: Path, monkeypatch,
+                                                                 restore_torch_globals) -> None:  # type: ignore[no-untyped-def]
+    from effnet.nn import fused
+    from effnet.train.config import ConfigError
+
+    monkeypatch.setenv("EFFNET_NO_KERNELS", "1")
+    fused._build.cache_clear()
+    try:
+        overrides = tiny_overrides(data_root, tmp_path, "nokernel", epochs=1) + ["model.bn_act=fused"]
+        with pytest.raises(ConfigError, match="model.bn_act=fused: .*EFFNET_NO_KERNELS"):
+            train(load_config(None, overrides))
+        result = train(load_config(None, tiny_overrides(data_root, tmp_path, "fallback", epochs=1)
+                                   + ["model.channels_last=true"]))  # auto falls back to native
+        assert result.status == "finished"
+    finally:
+        monkeypatch.delenv("EFFNET_NO_KERNELS")
+        fused._build.cache_clear()

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .nn import BLOCKS, BlockArgs, ConvBnAct
+from .nn import BLOCKS, BlockArgs, ConvBnAct, fused
 from .preprocessing import Preprocessing
 from .spec import NetworkSpec, SpecError
 
@@ -82,6 +82,19 @@ class _Trunk(nn.Module):
         """Recompute each stage's activations in the backward pass instead of storing them:
         less training memory, same results, about one extra forward of compute."""
         self.grad_checkpointing = enable
+
+    def set_fused_bn_act(self, enable: bool = True) -> int:
+        """Run each BN + activation as one CPU kernel in training (``effnet.nn.fused``): same
+        results to float rounding, fewer passes over memory, one saved activation instead of
+        two. Layers outside its scope (CUDA, autocast, NCHW input) keep the native ops, as do
+        evaluation and export. Returns how many layers it covers; raises if the kernel could
+        not be built here."""
+        if enable and not fused.available():
+            raise RuntimeError(f"fused BN + activation is unavailable: {fused.unavailable_reason()}")
+        layers = [m for m in self.modules() if isinstance(m, ConvBnAct)]
+        for layer in layers:
+            layer.fused = enable
+        return len(layers)
 
     def _run_stage(self, stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
         if self.grad_checkpointing and self.training and torch.is_grad_enabled():

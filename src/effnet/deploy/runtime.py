@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._cache import cache_dir
+
 
 def _onnxruntime():  # type: ignore[no-untyped-def]
     try:
@@ -86,14 +88,6 @@ class OnnxModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self.runner(x.float()))
-
-
-def cache_dir() -> Path:
-    """Where exported models are kept between runs: ``$EFFNET_CACHE``, else
-    ``$XDG_CACHE_HOME/effnet``, else ``~/.cache/effnet``."""
-    if os.environ.get("EFFNET_CACHE"):
-        return Path(os.environ["EFFNET_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "effnet"
 
 
 def model_fingerprint(model: nn.Module, resolution: int) -> str:

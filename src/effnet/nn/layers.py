@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import fused
+
 
 def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
     """TF "SAME" padding (before, after) along one axis of length ``size``.
@@ -58,9 +60,16 @@ class ConvBnAct(nn.Module):
         self.conv = conv2d(in_channels, out_channels, kernel, stride, groups=groups, padding=padding)
         self.bn = nn.BatchNorm2d(out_channels, eps=bn_eps, momentum=bn_momentum)
         self.act = activation(act)
+        self.act_name = act
+        # Training on the CPU may run BN + activation as one kernel (see nn/fused.py); the
+        # model's ``set_fused_bn_act`` turns it on. Evaluation and export always use native ops.
+        self.fused = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.bn(self.conv(x)))
+        x = self.conv(x)
+        if self.fused and self.training and fused.applicable(x, self.bn, self.act_name):
+            return fused.batch_norm_act(x, self.bn, self.act_name)
+        return self.act(self.bn(x))
 
 
 class SqueezeExcite(nn.Module):
@@ -91,7 +100,7 @@ class DropPath(nn.Module):
             return x
         keep = 1.0 - self.rate
         mask = torch.empty((x.shape[0], 1, 1, 1), dtype=x.dtype, device=x.device).bernoulli_(keep)
-        return x * mask / keep
+        return x * mask.div_(keep)  # scale the per-sample mask, not the activation: one pass
 
     def extra_repr(self) -> str:
         return f"rate={self.rate:.4f}"

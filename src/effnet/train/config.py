@@ -26,6 +26,7 @@ from .optim import OPTIMIZERS
 from .schedule import SCHEDULES
 
 AMP_MODES = ("none", "bf16", "fp16")
+BN_ACT_MODES = ("auto", "fused", "native")
 
 
 class ConfigError(ValueError):
@@ -70,6 +71,7 @@ class ModelConfig:
     channels_last: bool = False
     grad_checkpointing: bool = False
     compile: bool = False
+    bn_act: str = "auto"                 # auto | fused | native: fused = BN + activation as one CPU kernel
     sync_bn: bool = False                # SyncBatchNorm under DDP (CUDA only in PyTorch)
     freeze_bn: bool = False              # BN uses its running statistics (tiny batches, fine-tuning)
     bn_momentum: float | None = None     # PyTorch convention; None: the spec's (0.01 = TF's 0.99)
@@ -113,6 +115,7 @@ class TrainConfig:
     deterministic: bool = False
     threads: int = 0                     # torch.set_num_threads; 0 leaves it alone
     time_limit_min: float = 0            # stop training after this many minutes (0: none)
+    cache_cpu_memory: bool = True        # CPU: reuse freed memory instead of unmapping it (train/allocator.py)
 
 
 @dataclass
@@ -237,6 +240,7 @@ def validate(config: Config) -> None:
     _check_choice("optim.name", o.name, OPTIMIZERS)
     _check_choice("schedule.name", s.name, SCHEDULES)
     _check_choice("train.amp", t.amp, AMP_MODES)
+    _check_choice("model.bn_act", m.bn_act, BN_ACT_MODES)
     if d.image_size is not None:
         _check_range("data.image_size", d.image_size, 8)
     _check_range("data.scale_min", d.scale_min, 0.01, 1.0)

@@ -35,8 +35,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..factory import create_model
+from ..nn import fused
 from ..scaling import scale
 from ..spec import NetworkSpec
+from .allocator import keep_freed_cpu_memory
 from .build import resolve_network, set_backbone_frozen, spec_to_dict
 from .checkpoint import BEST, LAST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import Config, ConfigError, from_dict, save_config, validate
@@ -181,6 +183,8 @@ def _train(config: Config, info: DistInfo, resume: str | os.PathLike[str] | None
         model.to(memory_format=torch.channels_last)
     if m.grad_checkpointing:
         model.set_grad_checkpointing(True)
+    if device.type == "cpu":
+        _use_cpu_speedups(model, config, out if main else None)
     if m.sync_bn and info.enabled:
         if device.type != "cuda":
             raise ConfigError("model.sync_bn needs CUDA (PyTorch's SyncBatchNorm does not run on CPU); "
@@ -367,6 +371,26 @@ def _train(config: Config, info: DistInfo, resume: str | os.PathLike[str] | None
         if main:
             out.print(f"test top-1 {test.top1:.2f}%  top-5 {test.top5:.2f}% ({'EMA' if ema else 'model'}, last epoch)")
     return result
+
+
+def _use_cpu_speedups(model: nn.Module, config: Config, out) -> None:  # type: ignore[no-untyped-def]
+    """CPU training: fused BN + activation (``model.bn_act``; auto = when the layers can use it:
+    float32 channels_last, and the kernel builds here) and malloc that keeps freed memory."""
+    m, t = config.model, config.train
+    if t.cache_cpu_memory:
+        keep_freed_cpu_memory()
+    if m.bn_act == "native" or not hasattr(model, "set_fused_bn_act"):
+        return
+    if m.bn_act == "fused" or (m.channels_last and t.amp == "none"):
+        if m.bn_act == "auto" and not fused.available():
+            if out is not None:
+                out.print(f"[dim]fused BN + activation unavailable ({fused.unavailable_reason()}); "
+                          "using native ops[/dim]")
+            return
+        try:
+            model.set_fused_bn_act(True)
+        except RuntimeError as error:
+            raise ConfigError(f"model.bn_act=fused: {error}. Set model.bn_act=native (or auto).") from error
 
 
 def _freeze_bn(model: nn.Module) -> None:

@@ -50,30 +50,39 @@ class RMSpropTF(torch.optim.Optimizer):
         for group in self.param_groups:
             lr, decay, momentum = group["lr"], group["decay"], group["momentum"]
             eps, weight_decay = group["eps"], group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse:
-                    raise RuntimeError("RMSpropTF does not support sparse gradients")
-                grad = p.grad
-                if weight_decay:
-                    grad = grad.add(p, alpha=weight_decay)
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            if any(p.grad.is_sparse for p in params):
+                raise RuntimeError("RMSpropTF does not support sparse gradients")
+            for p in params:
                 state = self.state[p]
                 if not state:
                     state["step"] = torch.zeros((), dtype=torch.float32)
                     state["square_avg"] = torch.ones_like(p, memory_format=torch.preserve_format)
                     if momentum > 0:
                         state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
-                square_avg = state["square_avg"]
-                square_avg.mul_(decay).addcmul_(grad, grad, value=1 - decay)
-                update = grad / square_avg.add(eps).sqrt_()
-                if momentum > 0:
-                    buf = state["momentum_buffer"]
-                    buf.mul_(momentum).add_(update, alpha=lr)
-                    p.sub_(buf)
-                else:
-                    p.sub_(update, alpha=lr)
+            # One multi-tensor (foreach) kernel per operation instead of a loop of small ops per
+            # parameter: the same arithmetic, a fraction of the dispatch overhead for the
+            # small networks (a few hundred parameter tensors) where it used to be visible.
+            states = [self.state[p] for p in params]
+            grads = [p.grad for p in params]
+            if weight_decay:
+                grads = torch._foreach_add(grads, params, alpha=weight_decay)
+            torch._foreach_add_([s["step"] for s in states], 1)
+            square_avgs = [s["square_avg"] for s in states]
+            torch._foreach_mul_(square_avgs, decay)
+            torch._foreach_addcmul_(square_avgs, grads, grads, value=1 - decay)
+            denominators = torch._foreach_add(square_avgs, eps)
+            torch._foreach_sqrt_(denominators)
+            updates = torch._foreach_div(grads, denominators)
+            if momentum > 0:
+                buffers = [s["momentum_buffer"] for s in states]
+                torch._foreach_mul_(buffers, momentum)
+                torch._foreach_add_(buffers, updates, alpha=lr)
+                torch._foreach_sub_(params, buffers)
+            else:
+                torch._foreach_add_(params, updates, alpha=-lr)
         return loss
 
 

@@ -1,0 +1,209 @@
+/* Batch norm (training mode) + activation, forward and backward, for float32 activations in
+ * channels_last layout on the CPU, seen as a row-major [M, C] matrix (M = N * H * W).
+ *
+ * Native PyTorch runs BN and the activation as separate operators: BN reads its input twice
+ * and writes an output, the activation reads that and writes another, and the backward pass
+ * does the same in reverse, saving two full activations per layer. Here the forward reads x
+ * twice and writes y once; the backward reads (dy, x) twice and writes dx once, recomputing
+ * the activation's input instead of storing it. Sums over rows are accumulated per thread in
+ * float over blocks of 32 rows, then in double, and merged in thread order, so results do not
+ * depend on scheduling (only on the thread count).
+ *
+ * act: 0 = identity, 1 = SiLU (x * sigmoid(x)), 2 = ReLU, 3 = ReLU6.
+ * Built by effnet/nn/fused.py with the system C compiler; called through ctypes.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <omp.h>
+
+#define BLOCK 32
+
+/* Cephes expf: 2^n * p(r) with |r| <= ln(2)/2, about 1 ulp; vectorises, keeps NaN as NaN. */
+static inline float exp_approx(float x) {
+    x = x > 88.0f ? 88.0f : x;
+    x = x < -88.0f ? -88.0f : x;
+    float n = floorf(x * 1.44269504088896341f + 0.5f);
+    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union { int i; float f; } scale;
+    scale.i = ((int)n + 127) << 23;
+    return p * scale.f;
+}
+
+/* NaN stays NaN in every branch, as in PyTorch's own activations. */
+static inline float act_forward(float z, int act) {
+    switch (act) {
+    case 1: return z / (1.0f + exp_approx(-z));
+    case 2: return z < 0.0f ? 0.0f : z;
+    case 3: return z < 0.0f ? 0.0f : (z > 6.0f ? 6.0f : z);
+    default: return z;
+    }
+}
+
+static inline float act_derivative(float z, int act) {
+    switch (act) {
+    case 1: {
+        float s = 1.0f / (1.0f + exp_approx(-z));
+        return s * (1.0f + z * (1.0f - s));
+    }
+    case 2: return z > 0.0f ? 1.0f : 0.0f;
+    case 3: return (z > 0.0f && z < 6.0f) ? 1.0f : 0.0f;
+    default: return 1.0f;
+    }
+}
+
+/* Merge per-thread partial sums [threads][2C] in thread order into out[2C]. */
+static void merge(const double *partial, int threads, long C, double *out) {
+    memset(out, 0, 2 * C * sizeof(double));
+    for (int t = 0; t < threads; t++)
+        for (long c = 0; c < 2 * C; c++) out[c] += partial[t * 2 * C + c];
+}
+
+/* out[0:C] = sum over rows of x, out[C:2C] = sum of (x - shift)^2, per channel.
+ * shift (a rough mean, e.g. the first row) keeps the one-pass variance accurate. */
+int effnet_bn_stats(const float *x, long M, long C, const float *shift, double *partial, double *out, int threads) {
+    int failed = 0;
+    #pragma omp parallel num_threads(threads)
+    {
+        int t = omp_get_thread_num();
+        double *s = partial + (long)t * 2 * C, *q = s + C;
+        float *fs = calloc(2 * C, sizeof(float));
+        if (!fs) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        memset(s, 0, 2 * C * sizeof(double));
+        #pragma omp for schedule(static)
+        for (long m0 = 0; m0 < M; m0 += BLOCK) {
+            if (!fs) continue;
+            float *bs = fs, *bq = fs + C;
+            long m1 = m0 + BLOCK < M ? m0 + BLOCK : M;
+            for (long m = m0; m < m1; m++) {
+                const float *row = x + m * C;
+                #pragma omp simd
+                for (long c = 0; c < C; c++) {
+                    float v = row[c] - shift[c];
+                    bs[c] += v;
+                    bq[c] += v * v;
+                }
+            }
+            for (long c = 0; c < C; c++) {
+                s[c] += bs[c];
+                q[c] += bq[c];
+                bs[c] = 0.0f;
+                bq[c] = 0.0f;
+            }
+        }
+        free(fs);
+    }
+    if (failed) return 1;
+    merge(partial, threads, C, out);
+    return 0;
+}
+
+/* The activation is a compile-time constant inside each row loop (so the loop vectorises);
+ * DISPATCH picks the specialisation once per row. */
+#define DISPATCH(act, call) \
+    switch (act) {          \
+    case 1: call(1); break; \
+    case 2: call(2); break; \
+    case 3: call(3); break; \
+    default: call(0);       \
+    }
+
+static inline __attribute__((always_inline)) void apply_row(const float *row, float *out, long C, const float *scale,
+                                                            const float *shift, const int act) {
+    #pragma omp simd
+    for (long c = 0; c < C; c++) out[c] = act_forward(row[c] * scale[c] + shift[c], act);
+}
+
+/* y = act(x * scale + shift) */
+void effnet_bn_act_apply(const float *x, float *y, long M, long C, const float *scale, const float *shift,
+                         int act, int threads) {
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (long m = 0; m < M; m++) {
+#define APPLY(A) apply_row(x + m * C, y + m * C, C, scale, shift, A)
+        DISPATCH(act, APPLY)
+#undef APPLY
+    }
+}
+
+static inline __attribute__((always_inline)) void sums_row(const float *row, const float *grad, long C,
+                                                           const float *scale, const float *shift, const float *mean,
+                                                           float *bs, float *bq, const int act) {
+    #pragma omp simd
+    for (long c = 0; c < C; c++) {
+        float dz = grad[c] * act_derivative(row[c] * scale[c] + shift[c], act);
+        bs[c] += dz;
+        bq[c] += dz * (row[c] - mean[c]);
+    }
+}
+
+/* With dz = dy * act'(x * scale + shift): out[0:C] = sum dz, out[C:2C] = sum dz * (x - mean). */
+int effnet_bn_act_backward_sums(const float *dy, const float *x, long M, long C, const float *scale,
+                                const float *shift, const float *mean, int act, double *partial, double *out,
+                                int threads) {
+    int failed = 0;
+    #pragma omp parallel num_threads(threads)
+    {
+        int t = omp_get_thread_num();
+        double *s = partial + (long)t * 2 * C, *q = s + C;
+        float *fs = calloc(2 * C, sizeof(float));
+        if (!fs) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        memset(s, 0, 2 * C * sizeof(double));
+        #pragma omp for schedule(static)
+        for (long m0 = 0; m0 < M; m0 += BLOCK) {
+            if (!fs) continue;
+            float *bs = fs, *bq = fs + C;
+            long m1 = m0 + BLOCK < M ? m0 + BLOCK : M;
+            for (long m = m0; m < m1; m++) {
+#define SUMS(A) sums_row(x + m * C, dy + m * C, C, scale, shift, mean, bs, bq, A)
+                DISPATCH(act, SUMS)
+#undef SUMS
+            }
+            for (long c = 0; c < C; c++) {
+                s[c] += bs[c];
+                q[c] += bq[c];
+                bs[c] = 0.0f;
+                bq[c] = 0.0f;
+            }
+        }
+        free(fs);
+    }
+    if (failed) return 1;
+    merge(partial, threads, C, out);
+    return 0;
+}
+
+static inline __attribute__((always_inline)) void backward_row(const float *row, const float *grad, float *out,
+                                                               long C, const float *scale, const float *shift,
+                                                               const float *a, const float *b, const float *d,
+                                                               const int act) {
+    #pragma omp simd
+    for (long c = 0; c < C; c++) {
+        float dz = grad[c] * act_derivative(row[c] * scale[c] + shift[c], act);
+        out[c] = a[c] * dz + b[c] * row[c] + d[c];
+    }
+}
+
+/* dx = a * dz + b * x + d, per channel coefficients from the sums (see fused.py). */
+void effnet_bn_act_backward_apply(const float *dy, const float *x, float *dx, long M, long C, const float *scale,
+                                  const float *shift, const float *a, const float *b, const float *d, int act,
+                                  int threads) {
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (long m = 0; m < M; m++) {
+#define BACKWARD(A) backward_row(x + m * C, dy + m * C, dx + m * C, C, scale, shift, a, b, d, A)
+        DISPATCH(act, BACKWARD)
+#undef BACKWARD
+    }
+}

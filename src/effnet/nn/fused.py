@@ -1,0 +1,233 @@
+"""Fused batch norm + activation for CPU training: the same function as ``act(bn(x))`` in
+training mode, in fewer passes over memory.
+
+On the CPU the small EfficientNets are memory-bound: native PyTorch runs BN and the
+activation as separate operators, and each reads and writes a whole activation, forward and
+backward (BN, SiLU and their gradients were 42% of a Fashion-MNIST training step). The kernel
+in ``_fused_bn_act.c`` does the forward in two reads and one write, the backward in four reads
+and one write, and saves only BN's input for the backward (native saves BN's output as well),
+so it is both faster and leaner. Results agree with native to float rounding (the tests check
+outputs, gradients and running statistics against ``nn.BatchNorm2d`` + activation).
+
+It applies to float32 channels_last activations on the CPU, in training mode, with an affine
+``nn.BatchNorm2d`` that tracks running statistics and an activation in :data:`ACTIVATIONS`.
+Everything else (evaluation, export, CUDA, autocast, other layouts) takes the native path.
+The kernel is compiled once per machine with the system C compiler (``$CC``, else ``cc``) into
+``$EFFNET_CACHE/kernels``; without a compiler the native path is used and
+:func:`unavailable_reason` says why. ``EFFNET_NO_KERNELS=1`` turns it off.
+
+The two operators are ``torch.library`` custom ops, so ``torch.compile`` keeps them whole
+and compiles the rest of the step around them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from functools import cache
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from .._cache import cache_dir
+
+ACTIVATIONS = {None: 0, "silu": 1, "relu": 2, "relu6": 3}
+SOURCE = Path(__file__).with_name("_fused_bn_act.c")
+
+
+def _flags() -> list[str]:
+    flags = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fopenmp", "-fPIC", "-shared"]
+    if platform.machine() in ("x86_64", "AMD64"):
+        flags.insert(2, "-mprefer-vector-width=512")
+    return flags
+
+
+def _cpu_fingerprint() -> str:
+    """The CPU's model and feature flags: a kernel built with -march=native for one CPU must
+    not be loaded on another (it could use instructions the other lacks)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return "|".join(sorted({line for line in lines if line.startswith(("model name", "flags", "Features"))}))
+    except OSError:
+        return platform.processor() or platform.machine()
+
+
+@cache
+def _build() -> ctypes.CDLL | str:
+    """The loaded kernel library, or a string saying why there is none."""
+    if os.environ.get("EFFNET_NO_KERNELS"):
+        return "EFFNET_NO_KERNELS is set"
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not compiler:
+        return "no C compiler found (set $CC or install gcc)"
+    source = SOURCE.read_bytes()
+    flags = _flags()
+    key = hashlib.sha256(b"|".join([source, compiler.encode(), " ".join(flags).encode(),
+                                    _cpu_fingerprint().encode()])).hexdigest()[:16]
+    folder = cache_dir() / "kernels"
+    path = folder / f"fused_bn_act-{key}.so"
+    if not path.exists():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=folder) as scratch:
+                built = Path(scratch) / path.name
+                result = subprocess.run([compiler, *flags, str(SOURCE), "-o", str(built)],
+                                        capture_output=True, text=True, timeout=300)
+                if result.returncode != 0:
+                    return f"{compiler} failed to build {SOURCE.name}: {result.stderr.strip()[-500:]}"
+                os.replace(built, path)  # atomic: other processes see the whole file or none
+        except (OSError, subprocess.SubprocessError) as error:
+            return f"could not build {SOURCE.name} in {folder}: {error}"
+    try:
+        library = ctypes.CDLL(str(path))
+    except OSError as error:
+        return f"could not load {path}: {error}"
+    pointer, size = ctypes.c_void_p, ctypes.c_long
+    library.effnet_bn_stats.argtypes = [pointer, size, size, pointer, pointer, pointer, ctypes.c_int]
+    library.effnet_bn_stats.restype = ctypes.c_int
+    library.effnet_bn_act_apply.argtypes = [pointer, pointer, size, size, pointer, pointer, ctypes.c_int, ctypes.c_int]
+    library.effnet_bn_act_apply.restype = None
+    library.effnet_bn_act_backward_sums.argtypes = [pointer, pointer, size, size, pointer, pointer, pointer,
+                                                    ctypes.c_int, pointer, pointer, ctypes.c_int]
+    library.effnet_bn_act_backward_sums.restype = ctypes.c_int
+    library.effnet_bn_act_backward_apply.argtypes = [pointer, pointer, pointer, size, size, pointer, pointer,
+                                                     pointer, pointer, pointer, ctypes.c_int, ctypes.c_int]
+    library.effnet_bn_act_backward_apply.restype = None
+    return library
+
+
+def available() -> bool:
+    """Whether the fused kernel is built and loaded on this machine."""
+    return not isinstance(_build(), str)
+
+
+def unavailable_reason() -> str | None:
+    built = _build()
+    return built if isinstance(built, str) else None
+
+
+def _library() -> ctypes.CDLL:
+    built = _build()
+    if isinstance(built, str):
+        raise RuntimeError(f"the fused BN + activation kernel is unavailable: {built}")
+    return built
+
+
+def _ptr(tensor: Tensor) -> ctypes.c_void_p:
+    return ctypes.c_void_p(tensor.data_ptr())
+
+
+def _affine(weight: Tensor, bias: Tensor, mean: Tensor, var: Tensor, eps: float) -> tuple[Tensor, Tensor]:
+    """BN in training mode as ``x * scale + shift`` per channel (forward and backward use this
+    same rounding, so the backward recomputes exactly the forward's pre-activation)."""
+    scale = weight * torch.rsqrt(var + eps)
+    return scale.contiguous(), (bias - mean * scale).contiguous()
+
+
+def _sums(kernel, threads: int, channels: int, *args) -> Tensor:  # type: ignore[no-untyped-def]
+    partial = torch.zeros(threads, 2 * channels, dtype=torch.float64)
+    out = torch.empty(2 * channels, dtype=torch.float64)
+    if kernel(*args, _ptr(partial), _ptr(out), threads) != 0:
+        raise MemoryError("the fused BN kernel could not allocate its per-thread sums")
+    return out
+
+
+@torch.library.custom_op("effnet::bn_act_train", mutates_args=())
+def bn_act_train(x: Tensor, weight: Tensor, bias: Tensor, eps: float, act: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``act(batch_norm(x))`` with batch statistics; returns (y, mean, biased variance)."""
+    library = _library()
+    x = x.contiguous(memory_format=torch.channels_last)
+    n, c, h, w = x.shape
+    rows, threads = n * h * w, torch.get_num_threads()
+    shift = x[0, :, 0, 0].contiguous()  # a rough mean keeps the one-pass variance accurate
+    sums = _sums(library.effnet_bn_stats, threads, c, _ptr(x), rows, c, _ptr(shift))
+    centred = sums[:c] / rows
+    mean = (shift.double() + centred).float()
+    var = (sums[c:] / rows - centred * centred).clamp_min(0).float()
+    scale, shift = _affine(weight.float(), bias.float(), mean, var, eps)
+    y = torch.empty_like(x)
+    library.effnet_bn_act_apply(_ptr(x), _ptr(y), rows, c, _ptr(scale), _ptr(shift), act, threads)
+    return y, mean, var
+
+
+@bn_act_train.register_fake
+def _(x: Tensor, weight: Tensor, bias: Tensor, eps: float, act: int) -> tuple[Tensor, Tensor, Tensor]:
+    return (torch.empty_like(x, memory_format=torch.channels_last), x.new_empty(x.shape[1]),
+            x.new_empty(x.shape[1]))
+
+
+@torch.library.custom_op("effnet::bn_act_train_backward", mutates_args=())
+def bn_act_train_backward(grad: Tensor, x: Tensor, weight: Tensor, bias: Tensor, mean: Tensor, var: Tensor,
+                          eps: float, act: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients of :func:`bn_act_train`'s ``y`` with respect to x, weight and bias."""
+    library = _library()
+    x = x.contiguous(memory_format=torch.channels_last)
+    grad = grad.contiguous(memory_format=torch.channels_last)
+    n, c, h, w = x.shape
+    rows, threads = n * h * w, torch.get_num_threads()
+    scale, shift = _affine(weight.float(), bias.float(), mean, var, eps)
+    sums = _sums(library.effnet_bn_act_backward_sums, threads, c, _ptr(grad), _ptr(x), rows, c, _ptr(scale),
+                 _ptr(shift), _ptr(mean), act)
+    grad_z, grad_z_centred = sums[:c], sums[c:]  # sum of dL/dz, sum of dL/dz * (x - mean)
+    invstd, scale64 = torch.rsqrt(var.double() + eps), scale.double()
+    # dx = scale * (dz - mean(dz) - (x - mean) * invstd^2 * mean(dz * (x - mean))) = a dz + b x + d
+    b = -scale64 * invstd * invstd * grad_z_centred / rows
+    d = -scale64 * grad_z / rows - b * mean.double()
+    b32, d32 = b.float(), d.float()  # named: the kernel reads them through raw pointers
+    dx = torch.empty_like(x)
+    library.effnet_bn_act_backward_apply(_ptr(grad), _ptr(x), _ptr(dx), rows, c, _ptr(scale), _ptr(shift),
+                                         _ptr(scale), _ptr(b32), _ptr(d32), act, threads)
+    return dx, (invstd * grad_z_centred).to(weight.dtype), grad_z.to(bias.dtype)
+
+
+@bn_act_train_backward.register_fake
+def _(grad: Tensor, x: Tensor, weight: Tensor, bias: Tensor, mean: Tensor, var: Tensor, eps: float,
+      act: int) -> tuple[Tensor, Tensor, Tensor]:
+    return torch.empty_like(x, memory_format=torch.channels_last), torch.empty_like(weight), torch.empty_like(bias)
+
+
+def _setup_context(ctx, inputs, output) -> None:  # type: ignore[no-untyped-def]
+    x, weight, bias, eps, act = inputs
+    _, mean, var = output
+    ctx.save_for_backward(x, weight, bias, mean, var)
+    ctx.eps, ctx.act = eps, act
+
+
+def _backward(ctx, grad_y: Tensor, grad_mean: Tensor | None, grad_var: Tensor | None):  # type: ignore[no-untyped-def]
+    x, weight, bias, mean, var = ctx.saved_tensors
+    dx, dweight, dbias = torch.ops.effnet.bn_act_train_backward(grad_y, x, weight, bias, mean, var, ctx.eps, ctx.act)
+    return dx, dweight, dbias, None, None
+
+
+bn_act_train.register_autograd(_backward, setup_context=_setup_context)
+
+
+def applicable(x: Tensor, bn: nn.Module, act: str | None) -> bool:
+    """Whether :func:`batch_norm_act` computes what ``act(bn(x))`` would here (the caller has
+    checked :func:`available` once; this runs on every call, also inside ``torch.compile``)."""
+    return (type(bn) is nn.BatchNorm2d and bn.training and bn.affine and bn.track_running_stats
+            and act in ACTIVATIONS and x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4
+            and bn.weight.dtype == torch.float32 and x.is_contiguous(memory_format=torch.channels_last)
+            and x.numel() > x.shape[1])  # one value per channel: leave the error to native BN
+
+
+def batch_norm_act(x: Tensor, bn: nn.BatchNorm2d, act: str | None) -> Tensor:
+    """``activation(act)(bn(x))`` for a BN in training mode, running statistics updated as
+    ``nn.BatchNorm2d`` updates them (unbiased variance, momentum or cumulative average)."""
+    y, mean, var = torch.ops.effnet.bn_act_train(x, bn.weight, bn.bias, bn.eps, ACTIVATIONS[act])
+    with torch.no_grad():
+        bn.num_batches_tracked.add_(1)
+        momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+        rows = x.numel() // x.shape[1]
+        bn.running_mean.lerp_(mean, momentum)
+        bn.running_var.lerp_(var * (rows / (rows - 1)), momentum)
+    return y
+
+
+__all__ = ["ACTIVATIONS", "applicable", "available", "batch_norm_act", "unavailable_reason"]

@@ -1,0 +1,225 @@
+"""The fused BN + activation CPU kernel (effnet/nn/fused.py) against nn.BatchNorm2d followed
+by the native activation: outputs, gradients, running statistics, NaN, layouts that must fall
+back, torch.compile, memory saved for the backward, and the kernel cache."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from effnet.model import build_model
+from effnet.nn import ConvBnAct, fused
+from effnet.nn.layers import activation
+from effnet.train.small import fashion_mnist_net
+
+pytestmark = pytest.mark.skipif(not fused.available(), reason=f"kernel unavailable: {fused.unavailable_reason()}")
+
+
+def _pair(channels: int, momentum: float | None = 0.1) -> tuple[nn.BatchNorm2d, nn.BatchNorm2d]:
+    bn = nn.BatchNorm2d(channels, eps=1e-3, momentum=momentum).train()
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-1.0, 1.0)
+        bn.running_mean.uniform_(-0.2, 0.2)
+        bn.running_var.uniform_(0.5, 2.0)
+    return bn, copy.deepcopy(bn)
+
+
+def _input(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    # Mean far from zero and a per-channel spread: checks the variance is not computed naively.
+    x = torch.randn(shape, generator=g) * torch.linspace(0.5, 3.0, shape[1]).view(1, -1, 1, 1) + 4.0
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("act", [None, "silu", "relu", "relu6"])
+@pytest.mark.parametrize("shape", [(8, 16, 7, 7), (3, 17, 5, 9), (2, 130, 4, 4), (64, 3, 1, 1)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_matches_native_batch_norm_and_activation(act, shape, threads) -> None:  # type: ignore[no-untyped-def]
+    native_bn, fused_bn = _pair(shape[1])
+    x = _input(shape)
+    grad = torch.randn(shape, generator=torch.Generator().manual_seed(1)).contiguous(memory_format=torch.channels_last)
+    x_native, x_fused = x.clone().requires_grad_(), x.clone().requires_grad_()
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        assert fused.applicable(x_fused, fused_bn, act)
+        y_native = activation(act)(native_bn(x_native))
+        y_fused = fused.batch_norm_act(x_fused, fused_bn, act)
+        y_native.backward(grad)
+        y_fused.backward(grad)
+    finally:
+        torch.set_num_threads(before)
+    assert y_fused.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y_fused, y_native, rtol=1e-5, atol=2e-5)
+    torch.testing.assert_close(x_fused.grad, x_native.grad, rtol=1e-4, atol=2e-5)
+    scale = lambda t: t.abs().max().clamp_min(1.0).item()  # noqa: E731
+    for name in ("weight", "bias"):
+        ours, theirs = getattr(fused_bn, name).grad, getattr(native_bn, name).grad
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5 * scale(theirs))
+    for name in ("running_mean", "running_var"):
+        torch.testing.assert_close(getattr(fused_bn, name), getattr(native_bn, name), rtol=1e-5, atol=1e-6)
+    assert int(fused_bn.num_batches_tracked) == int(native_bn.num_batches_tracked) == 1
+
+
+def test_cumulative_average_when_momentum_is_none() -> None:
+    native_bn, fused_bn = _pair(6, momentum=None)
+    for seed in range(3):
+        x = _input((4, 6, 5, 5), seed)
+        native_bn(x)
+        fused.batch_norm_act(x, fused_bn, "silu")
+    torch.testing.assert_close(fused_bn.running_mean, native_bn.running_mean, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fused_bn.running_var, native_bn.running_var, rtol=1e-5, atol=1e-6)
+
+
+def test_nan_in_gives_nan_out_as_native() -> None:
+    _, bn = _pair(4)
+    x = _input((2, 4, 3, 3))
+    x[0, 1, 1, 1] = float("nan")
+    y = fused.batch_norm_act(x, bn, "silu")
+    native = F.silu(F.batch_norm(x, None, None, bn.weight, bn.bias, True, 0.1, bn.eps))
+    assert torch.equal(torch.isnan(y), torch.isnan(native))
+    assert torch.isnan(y[:, 1]).all() and not torch.isnan(y[:, 0]).any()
+
+
+def test_same_result_every_time() -> None:
+    _, bn = _pair(24)
+    x = _input((16, 24, 9, 9)).requires_grad_()
+    outs = []
+    for _ in range(2):
+        y = fused.batch_norm_act(x, copy.deepcopy(bn), "silu")
+        (gx,) = torch.autograd.grad(y, x, torch.ones_like(y))
+        outs.append((y, gx))
+    assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
+
+
+@pytest.mark.parametrize("case", ["nchw", "eval", "float64", "bf16", "one value per channel", "no affine"])
+def test_not_applicable_where_it_would_differ(case: str) -> None:
+    bn = nn.BatchNorm2d(8, affine=case != "no affine")
+    x = _input((4, 8, 5, 5))
+    if case == "nchw":
+        x = x.contiguous()
+    elif case == "eval":
+        bn.eval()
+    elif case == "float64":
+        x, bn = x.double(), bn.double()
+    elif case == "bf16":
+        x = x.bfloat16()
+    elif case == "one value per channel":
+        x = _input((1, 8, 1, 1))
+    assert not fused.applicable(x, bn, "silu")
+
+
+def test_layer_falls_back_to_native_for_nchw_input() -> None:
+    layer = ConvBnAct(4, 8, 3, act="silu", bn_eps=1e-3, bn_momentum=0.01, padding="same").train()
+    reference = copy.deepcopy(layer)
+    layer.fused = True
+    x = torch.randn(2, 4, 6, 6)  # NCHW: the native path, bit for bit
+    assert torch.equal(layer(x), reference(x))
+
+
+def _saved_bytes(module: nn.Module, x: torch.Tensor) -> int:
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        module(x).sum().backward()
+    return sum(seen.values())
+
+
+def test_saves_one_activation_instead_of_two() -> None:
+    native = ConvBnAct(8, 64, 1, act="silu", bn_eps=1e-3, bn_momentum=0.01, padding="same").train()
+    fast = copy.deepcopy(native)
+    fast.fused = True
+    x = torch.randn(8, 8, 16, 16).contiguous(memory_format=torch.channels_last)
+    activation_bytes = 8 * 64 * 16 * 16 * 4
+    native_saved, fused_saved = _saved_bytes(native, x), _saved_bytes(fast, x)
+    # native: conv input, BN input (conv output), SiLU input (BN output); fused: no SiLU input.
+    assert native_saved - fused_saved >= activation_bytes
+
+
+def _no_dropout(model: nn.Module) -> nn.Module:
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+        if hasattr(module, "rate"):
+            module.rate = 0.0
+    return model
+
+
+def test_model_training_steps_match_native() -> None:
+    torch.manual_seed(0)
+    native = _no_dropout(build_model(fashion_mnist_net(0.0))).train().to(memory_format=torch.channels_last)
+    fast = copy.deepcopy(native)
+    assert fast.set_fused_bn_act(True) == sum(isinstance(m, ConvBnAct) for m in fast.modules())
+    assert fast.state_dict().keys() == native.state_dict().keys()
+    optimizers = [torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9) for m in (native, fast)]
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        x = torch.randn(32, 1, 28, 28, generator=g).contiguous(memory_format=torch.channels_last)
+        y = torch.randint(0, 10, (32,), generator=g)
+        for model, optimizer in zip((native, fast), optimizers):
+            optimizer.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            optimizer.step()
+    for (name, a), b in zip(native.state_dict().items(), fast.state_dict().values()):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5, msg=name)
+    x = torch.randn(4, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    native.eval()
+    fast.eval()
+    torch.testing.assert_close(fast(x), native(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_torch_compile_keeps_the_fused_ops() -> None:
+    torch.manual_seed(0)
+    eager = _no_dropout(build_model(fashion_mnist_net(0.0))).train().to(memory_format=torch.channels_last)
+    eager.set_fused_bn_act(True)
+    compiled_model = copy.deepcopy(eager)
+    torch._dynamo.reset()
+    compiled = torch.compile(compiled_model, fullgraph=True)  # a graph break would raise here
+    x = torch.randn(16, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    out_eager, out_compiled = eager(x), compiled(x)
+    out_eager.square().mean().backward()
+    out_compiled.square().mean().backward()
+    torch.testing.assert_close(out_compiled, out_eager, rtol=1e-4, atol=1e-4)
+    for a, b in zip(eager.parameters(), compiled_model.parameters()):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-3, atol=1e-5)
+    torch.testing.assert_close(compiled_model.stem.bn.running_mean, eager.stem.bn.running_mean)
+
+
+def test_kernel_is_built_once_into_the_cache(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("EFFNET_CACHE", str(tmp_path))
+    fused._build.cache_clear()
+    try:
+        assert fused.available()
+        built = list((tmp_path / "kernels").iterdir())
+        assert len(built) == 1 and built[0].suffix == ".so"  # no scratch files left behind
+        stamp = built[0].stat().st_mtime_ns
+        fused._build.cache_clear()
+        assert fused.available() and built[0].stat().st_mtime_ns == stamp
+    finally:
+        fused._build.cache_clear()
+
+
+def test_without_a_compiler_the_model_says_why(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("EFFNET_NO_KERNELS", "1")
+    fused._build.cache_clear()
+    try:
+        assert not fused.available()
+        model = build_model(fashion_mnist_net(0.0))
+        with pytest.raises(RuntimeError, match="EFFNET_NO_KERNELS"):
+            model.set_fused_bn_act(True)
+        assert model.set_fused_bn_act(False) > 0  # turning it off always works
+    finally:
+        monkeypatch.delenv("EFFNET_NO_KERNELS")
+        fused._build.cache_clear()
+    assert os.environ.get("EFFNET_NO_KERNELS") is None and fused.available()
