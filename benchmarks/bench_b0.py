@@ -18,6 +18,7 @@ from pathlib import Path
 
 from effnet.deploy.bench import Report, cpu_peak, run_bench, to_markdown, training_memory
 from effnet.deploy.contestants import PEERS, TRAIN_PATHS, Setting
+from effnet.train.allocator import keep_freed_cpu_memory
 
 INFERENCE = ("eager", "channels_last", "fused", "compiled", "onnx-fp32", "onnx-int8")
 
@@ -31,7 +32,12 @@ def main() -> None:
     parser.add_argument("--memory-only", action="store_true", help="only the training-memory subprocesses")
     parser.add_argument("--train-only", action="store_true",
                         help="only the training step, 5 rounds of >= 8 s per contestant (the step varies most)")
+    parser.add_argument("--allocator", choices=["cache", "default"], default="cache",
+                        help="cache: glibc keeps freed memory, for every contestant (what effnet's CPU training "
+                             "loop does); default: glibc unmaps large blocks on free")
     args = parser.parse_args()
+    if args.allocator == "cache":
+        keep_freed_cpu_memory()
     if args.memory_only:
         return memory_only(args)
     if args.train_only:
@@ -56,7 +62,7 @@ def train_only(args: argparse.Namespace) -> None:
     report = run_bench(Setting("efficientnet_b0", 224, args.threads), inference=(), latency_batch=0,
                        throughput_batch=0, rounds=5, min_time=8.0, memory=False,
                        log=lambda m: print(f"[{time.time() - start:6.0f}s] {m}", file=sys.stderr, flush=True))
-    _write(report, args.out, "b0_cpu_train")
+    _write(report, args.out, "b0_cpu_train" if args.allocator == "cache" else "b0_cpu_train_default_allocator")
 
 
 def _write(report: Report, out: Path, stem: str) -> None:
