@@ -65,7 +65,7 @@ def train_step(model: nn.Module, batch: int, size: int, in_chans: int, *, compil
                fused: bool = False):
     model = model.train().to(memory_format=torch.channels_last)
     if fused:
-        model.set_fused_bn_act(True)
+        model.set_fused_kernels(True)
     optimizer = build_optimizer("rmsprop_tf", model, 0.01)
     forward = torch.compile(model) if compile else model
     criterion = nn.CrossEntropyLoss(label_smoothing=0.1)

@@ -1,6 +1,7 @@
-"""The fused BN + activation CPU kernel (effnet/nn/fused.py) against nn.BatchNorm2d followed
-by the native activation: outputs, gradients, running statistics, NaN, layouts that must fall
-back, torch.compile, memory saved for the backward, and the kernel cache."""
+"""The fused CPU kernels (effnet/nn/fused.py) against native PyTorch: BN + activation against
+nn.BatchNorm2d and the activation (outputs, gradients, running statistics, NaN, layouts that
+must fall back, torch.compile, memory saved for the backward), the squeeze-and-excitation
+backward, whole training steps, and the kernel cache."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from effnet.model import build_model
-from effnet.nn import ConvBnAct, fused
+from effnet.nn import ConvBnAct, SqueezeExcite, fused
 from effnet.nn.layers import activation
 from effnet.train.small import fashion_mnist_net
 
@@ -146,6 +147,46 @@ def test_saves_one_activation_instead_of_two() -> None:
     assert native_saved - fused_saved >= activation_bytes
 
 
+@pytest.mark.parametrize("shape", [(4, 24, 7, 7), (3, 33, 5, 2), (64, 8, 1, 1)])
+@pytest.mark.parametrize("frozen", [False, True])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_squeeze_excite_matches_native(shape, frozen, threads) -> None:  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    native = SqueezeExcite(shape[1], max(1, shape[1] // 4), "silu").train()
+    fast = copy.deepcopy(native)
+    fast.fused = True
+    if frozen:  # a frozen reduce layer gets no gradient, the rest still do
+        for module in (native, fast):
+            module.reduce.requires_grad_(False)
+    x = _input(shape)
+    grad = torch.randn(shape, generator=torch.Generator().manual_seed(2)).contiguous(memory_format=torch.channels_last)
+    x_native, x_fast = x.clone().requires_grad_(), x.clone().requires_grad_()
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        assert fused.squeeze_excite_applicable(x_fast)
+        y_native, y_fast = native(x_native), fast(x_fast)
+        y_native.backward(grad)
+        y_fast.backward(grad)
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(y_fast, y_native, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(x_fast.grad, x_native.grad, rtol=1e-4, atol=1e-5)
+    for (name, a), b in zip(native.named_parameters(), fast.parameters()):
+        if frozen and name.startswith("reduce"):
+            assert a.grad is None and b.grad is None
+        else:
+            torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_squeeze_excite_falls_back_outside_its_scope() -> None:
+    x = _input((2, 8, 4, 4))
+    assert not fused.squeeze_excite_applicable(x.contiguous())
+    assert not fused.squeeze_excite_applicable(x.double())
+    with torch.no_grad():
+        assert not fused.squeeze_excite_applicable(x)
+
+
 def _no_dropout(model: nn.Module) -> nn.Module:
     for module in model.modules():
         if isinstance(module, nn.Dropout):
@@ -159,7 +200,7 @@ def test_model_training_steps_match_native() -> None:
     torch.manual_seed(0)
     native = _no_dropout(build_model(fashion_mnist_net(0.0))).train().to(memory_format=torch.channels_last)
     fast = copy.deepcopy(native)
-    assert fast.set_fused_bn_act(True) == sum(isinstance(m, ConvBnAct) for m in fast.modules())
+    assert fast.set_fused_kernels(True) == sum(isinstance(m, (ConvBnAct, SqueezeExcite)) for m in fast.modules())
     assert fast.state_dict().keys() == native.state_dict().keys()
     optimizers = [torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9) for m in (native, fast)]
     g = torch.Generator().manual_seed(0)
@@ -182,7 +223,7 @@ def test_model_training_steps_match_native() -> None:
 def test_torch_compile_keeps_the_fused_ops() -> None:
     torch.manual_seed(0)
     eager = _no_dropout(build_model(fashion_mnist_net(0.0))).train().to(memory_format=torch.channels_last)
-    eager.set_fused_bn_act(True)
+    eager.set_fused_kernels(True)
     compiled_model = copy.deepcopy(eager)
     torch._dynamo.reset()
     compiled = torch.compile(compiled_model, fullgraph=True)  # a graph break would raise here
@@ -217,8 +258,8 @@ def test_without_a_compiler_the_model_says_why(monkeypatch) -> None:  # type: ig
         assert not fused.available()
         model = build_model(fashion_mnist_net(0.0))
         with pytest.raises(RuntimeError, match="EFFNET_NO_KERNELS"):
-            model.set_fused_bn_act(True)
-        assert model.set_fused_bn_act(False) > 0  # turning it off always works
+            model.set_fused_kernels(True)
+        assert model.set_fused_kernels(False) > 0  # turning it off always works
     finally:
         monkeypatch.delenv("EFFNET_NO_KERNELS")
         fused._build.cache_clear()

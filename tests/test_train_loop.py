@@ -242,7 +242,7 @@ def test_cpu_training_uses_the_fused_kernel_and_agrees_with_native(data_root: Pa
     runs = {}
     for mode in ("auto", "native"):
         overrides = tiny_overrides(data_root, tmp_path, mode, epochs=1) + ["model.channels_last=true",
-                                                                            f"model.bn_act={mode}"]
+                                                                            f"model.kernels={mode}"]
         calls.clear()
         result = train(load_config(None, overrides))
         runs[mode] = (len(calls), load_checkpoint(result.run_dir / "last.pt")["model"])
@@ -251,7 +251,7 @@ def test_cpu_training_uses_the_fused_kernel_and_agrees_with_native(data_root: Pa
         torch.testing.assert_close(runs["auto"][1][key], value, rtol=1e-3, atol=1e-4, msg=key)
 
 
-def test_fused_bn_act_required_but_unavailable_is_a_config_error(data_root: Path, tmp_path: Path, monkeypatch,
+def test_fused_kernels_required_but_unavailable_is_a_config_error(data_root: Path, tmp_path: Path, monkeypatch,
                                                                  restore_torch_globals) -> None:  # type: ignore[no-untyped-def]
     from effnet.nn import fused
     from effnet.train.config import ConfigError
@@ -259,8 +259,8 @@ def test_fused_bn_act_required_but_unavailable_is_a_config_error(data_root: Path
     monkeypatch.setenv("EFFNET_NO_KERNELS", "1")
     fused._build.cache_clear()
     try:
-        overrides = tiny_overrides(data_root, tmp_path, "nokernel", epochs=1) + ["model.bn_act=fused"]
-        with pytest.raises(ConfigError, match="model.bn_act=fused: .*EFFNET_NO_KERNELS"):
+        overrides = tiny_overrides(data_root, tmp_path, "nokernel", epochs=1) + ["model.kernels=fused"]
+        with pytest.raises(ConfigError, match="model.kernels=fused: .*EFFNET_NO_KERNELS"):
             train(load_config(None, overrides))
         result = train(load_config(None, tiny_overrides(data_root, tmp_path, "fallback", epochs=1)
                                    + ["model.channels_last=true"]))  # auto falls back to native

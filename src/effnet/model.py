@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .nn import BLOCKS, BlockArgs, ConvBnAct, fused
+from .nn import BLOCKS, BlockArgs, ConvBnAct, SqueezeExcite, fused
 from .preprocessing import Preprocessing
 from .spec import NetworkSpec, SpecError
 
@@ -83,15 +83,16 @@ class _Trunk(nn.Module):
         less training memory, same results, about one extra forward of compute."""
         self.grad_checkpointing = enable
 
-    def set_fused_bn_act(self, enable: bool = True) -> int:
-        """Run each BN + activation as one CPU kernel in training (``effnet.nn.fused``): same
-        results to float rounding, fewer passes over memory, one saved activation instead of
-        two. Layers outside its scope (CUDA, autocast, NCHW input) keep the native ops, as do
-        evaluation and export. Returns how many layers it covers; raises if the kernel could
-        not be built here."""
+    def set_fused_kernels(self, enable: bool = True) -> int:
+        """Train with effnet's fused CPU kernels (``effnet.nn.fused``): each BN + activation as
+        one kernel, and a two-pass squeeze-and-excitation backward. Same results to float
+        rounding, fewer passes over memory, less memory saved for the backward. Layers outside
+        their scope (CUDA, autocast, NCHW input, torch.compile for SE) keep the native ops, as
+        do evaluation and export. Returns how many layers they cover; raises if the kernels
+        could not be built here."""
         if enable and not fused.available():
-            raise RuntimeError(f"fused BN + activation is unavailable: {fused.unavailable_reason()}")
-        layers = [m for m in self.modules() if isinstance(m, ConvBnAct)]
+            raise RuntimeError(f"fused CPU kernels are unavailable: {fused.unavailable_reason()}")
+        layers = [m for m in self.modules() if isinstance(m, (ConvBnAct, SqueezeExcite))]
         for layer in layers:
             layer.fused = enable
         return len(layers)

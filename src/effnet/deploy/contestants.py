@@ -175,7 +175,7 @@ def train_runner(contestant: str, setting: Setting, batch: int) -> Runner:
         if path == "train-checkpointed":
             model.set_grad_checkpointing(True)
         elif path == "train-fused":
-            model.set_fused_bn_act(True)
+            model.set_fused_kernels(True)
         elif path not in ("train", "train-symmetric"):
             raise ValueError(f"unknown training path {path!r}; choose one of {', '.join(TRAIN_PATHS)}")
     else:

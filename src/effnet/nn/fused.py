@@ -1,13 +1,15 @@
-"""Fused batch norm + activation for CPU training: the same function as ``act(bn(x))`` in
-training mode, in fewer passes over memory.
+"""Fused CPU kernels for training: batch norm + activation, the same function as
+``act(bn(x))`` in training mode, and the squeeze-and-excitation backward, in fewer passes over
+memory.
 
 On the CPU the small EfficientNets are memory-bound: native PyTorch runs BN and the
 activation as separate operators, and each reads and writes a whole activation, forward and
 backward (BN, SiLU and their gradients were 42% of a Fashion-MNIST training step). The kernel
-in ``_fused_bn_act.c`` does the forward in two reads and one write, the backward in four reads
+in ``_cpu_kernels.c`` does the forward in two reads and one write, the backward in four reads
 and one write, and saves only BN's input for the backward (native saves BN's output as well),
 so it is both faster and leaner. Results agree with native to float rounding (the tests check
-outputs, gradients and running statistics against ``nn.BatchNorm2d`` + activation).
+outputs, gradients and running statistics against ``nn.BatchNorm2d`` + activation). The SE
+backward is described at :class:`_SqueezeExcite`.
 
 It applies to float32 channels_last activations on the CPU, in training mode, with an affine
 ``nn.BatchNorm2d`` that tracks running statistics and an activation in :data:`ACTIVATIONS`.
@@ -16,8 +18,9 @@ The kernel is compiled once per machine with the system C compiler (``$CC``, els
 ``$EFFNET_CACHE/kernels``; without a compiler the native path is used and
 :func:`unavailable_reason` says why. ``EFFNET_NO_KERNELS=1`` turns it off.
 
-The two operators are ``torch.library`` custom ops, so ``torch.compile`` keeps them whole
-and compiles the rest of the step around them.
+The two BN operators are ``torch.library`` custom ops, so ``torch.compile`` keeps them whole
+and compiles the rest of the step around them; the SE function is eager-only (compiled
+graphs use the native SE).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from torch import Tensor, nn
 from .._cache import cache_dir
 
 ACTIVATIONS = {None: 0, "silu": 1, "relu": 2, "relu6": 3}
-SOURCE = Path(__file__).with_name("_fused_bn_act.c")
+SOURCE = Path(__file__).with_name("_cpu_kernels.c")
 
 
 def _flags() -> list[str]:
@@ -71,7 +74,7 @@ def _build() -> ctypes.CDLL | str:
     key = hashlib.sha256(b"|".join([source, compiler.encode(), " ".join(flags).encode(),
                                     _cpu_fingerprint().encode()])).hexdigest()[:16]
     folder = cache_dir() / "kernels"
-    path = folder / f"fused_bn_act-{key}.so"
+    path = folder / f"cpu_kernels-{key}.so"
     if not path.exists():
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -99,11 +102,13 @@ def _build() -> ctypes.CDLL | str:
     library.effnet_bn_act_backward_apply.argtypes = [pointer, pointer, pointer, size, size, pointer, pointer,
                                                      pointer, pointer, pointer, ctypes.c_int, ctypes.c_int]
     library.effnet_bn_act_backward_apply.restype = None
+    library.effnet_se_gate_grad.argtypes = [pointer, pointer, size, size, size, pointer, ctypes.c_int]
+    library.effnet_se_gate_grad.restype = ctypes.c_int
     return library
 
 
 def available() -> bool:
-    """Whether the fused kernel is built and loaded on this machine."""
+    """Whether the fused kernels are built and loaded on this machine."""
     return not isinstance(_build(), str)
 
 
@@ -115,7 +120,7 @@ def unavailable_reason() -> str | None:
 def _library() -> ctypes.CDLL:
     built = _build()
     if isinstance(built, str):
-        raise RuntimeError(f"the fused BN + activation kernel is unavailable: {built}")
+        raise RuntimeError(f"effnet's fused CPU kernels are unavailable: {built}")
     return built
 
 
@@ -230,4 +235,54 @@ def batch_norm_act(x: Tensor, bn: nn.BatchNorm2d, act: str | None) -> Tensor:
     return y
 
 
-__all__ = ["ACTIVATIONS", "applicable", "available", "batch_norm_act", "unavailable_reason"]
+class _SqueezeExcite(torch.autograd.Function):
+    """``x * sigmoid(gate_logits(mean_hw(x)))`` with a backward in two passes over x.
+
+    Native autograd runs the backward as: dy * gate (a pass), dy * x (a pass) and its sum over
+    H, W (a pass), the mean's gradient expanded and divided (a pass) and added to the first
+    (a pass). Here one kernel pass sums dy * x per image and channel, the tiny gate layers are
+    differentiated on the [N, C] means, and ``dx = dy * gate + dmean / (H * W)`` is one
+    ``addcmul`` pass.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, gate_logits, *params: Tensor) -> Tensor:  # type: ignore[no-untyped-def, override]
+        pooled = x.mean((2, 3), keepdim=True)
+        gate = torch.sigmoid(gate_logits(pooled))
+        ctx.save_for_backward(x, pooled, gate, *params)
+        ctx.gate_logits = gate_logits
+        return x * gate
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[no-untyped-def, override]
+        x, pooled, gate, *params = ctx.saved_tensors
+        grad = grad.contiguous(memory_format=torch.channels_last)
+        n, c, h, w = x.shape
+        grad_gate = torch.empty(n, c, dtype=torch.float32)
+        if _library().effnet_se_gate_grad(_ptr(grad), _ptr(x), n, h * w, c, _ptr(grad_gate),
+                                          torch.get_num_threads()) != 0:
+            raise MemoryError("the fused SE kernel could not allocate its sums")
+        wanted = [p for p, need in zip(params, ctx.needs_input_grad[2:]) if need]
+        with torch.enable_grad():
+            pooled = pooled.detach().requires_grad_()
+            gate_again = torch.sigmoid(ctx.gate_logits(pooled))
+            grads = iter(torch.autograd.grad(gate_again, [pooled, *wanted], grad_gate.view(n, c, 1, 1)))
+        grad_pooled = next(grads)
+        grad_x = torch.addcmul(grad_pooled / (h * w), grad, gate) if ctx.needs_input_grad[0] else None
+        return (grad_x, None, *[next(grads) if need else None for need in ctx.needs_input_grad[2:]])
+
+
+def squeeze_excite_applicable(x: Tensor) -> bool:
+    """Whether :func:`squeeze_excite` can run here (eager CPU float32 channels_last)."""
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4 and torch.is_grad_enabled()
+            and x.is_contiguous(memory_format=torch.channels_last) and not torch.compiler.is_compiling())
+
+
+def squeeze_excite(x: Tensor, gate_logits, params: list[Tensor]) -> Tensor:  # type: ignore[no-untyped-def]
+    """``x * sigmoid(gate_logits(x.mean((2, 3), keepdim=True)))``; ``params`` are every
+    parameter ``gate_logits`` uses (their gradients are returned through them)."""
+    return _SqueezeExcite.apply(x, gate_logits, *params)
+
+
+__all__ = ["ACTIVATIONS", "applicable", "available", "batch_norm_act", "squeeze_excite",
+           "squeeze_excite_applicable", "unavailable_reason"]

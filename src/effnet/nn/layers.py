@@ -62,7 +62,7 @@ class ConvBnAct(nn.Module):
         self.act = activation(act)
         self.act_name = act
         # Training on the CPU may run BN + activation as one kernel (see nn/fused.py); the
-        # model's ``set_fused_bn_act`` turns it on. Evaluation and export always use native ops.
+        # model's ``set_fused_kernels`` turns it on. Evaluation and export always use native ops.
         self.fused = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -80,11 +80,15 @@ class SqueezeExcite(nn.Module):
         self.reduce = nn.Conv2d(channels, reduced, 1, bias=True)
         self.act = activation(act)
         self.expand = nn.Conv2d(reduced, channels, 1, bias=True)
+        self.fused = False  # a two-pass backward on the CPU (nn/fused.py); the model's set_fused_kernels
+
+    def gate_logits(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.expand(self.act(self.reduce(pooled)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = x.mean((2, 3), keepdim=True)
-        scale = self.expand(self.act(self.reduce(scale)))
-        return x * torch.sigmoid(scale)
+        if self.fused and self.training and fused.squeeze_excite_applicable(x):
+            return fused.squeeze_excite(x, self.gate_logits, list(self.parameters()))
+        return x * torch.sigmoid(self.gate_logits(x.mean((2, 3), keepdim=True)))
 
 
 class DropPath(nn.Module):

@@ -26,7 +26,7 @@ from .optim import OPTIMIZERS
 from .schedule import SCHEDULES
 
 AMP_MODES = ("none", "bf16", "fp16")
-BN_ACT_MODES = ("auto", "fused", "native")
+KERNEL_MODES = ("auto", "fused", "native")
 
 
 class ConfigError(ValueError):
@@ -71,7 +71,7 @@ class ModelConfig:
     channels_last: bool = False
     grad_checkpointing: bool = False
     compile: bool = False
-    bn_act: str = "auto"                 # auto | fused | native: fused = BN + activation as one CPU kernel
+    kernels: str = "auto"                # auto | fused | native: fused CPU kernels for BN + act and SE (nn/fused.py)
     sync_bn: bool = False                # SyncBatchNorm under DDP (CUDA only in PyTorch)
     freeze_bn: bool = False              # BN uses its running statistics (tiny batches, fine-tuning)
     bn_momentum: float | None = None     # PyTorch convention; None: the spec's (0.01 = TF's 0.99)
@@ -240,7 +240,7 @@ def validate(config: Config) -> None:
     _check_choice("optim.name", o.name, OPTIMIZERS)
     _check_choice("schedule.name", s.name, SCHEDULES)
     _check_choice("train.amp", t.amp, AMP_MODES)
-    _check_choice("model.bn_act", m.bn_act, BN_ACT_MODES)
+    _check_choice("model.kernels", m.kernels, KERNEL_MODES)
     if d.image_size is not None:
         _check_range("data.image_size", d.image_size, 8)
     _check_range("data.scale_min", d.scale_min, 0.01, 1.0)

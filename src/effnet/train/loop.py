@@ -374,23 +374,24 @@ def _train(config: Config, info: DistInfo, resume: str | os.PathLike[str] | None
 
 
 def _use_cpu_speedups(model: nn.Module, config: Config, out) -> None:  # type: ignore[no-untyped-def]
-    """CPU training: fused BN + activation (``model.bn_act``; auto = when the layers can use it:
-    float32 channels_last, and the kernel builds here) and malloc that keeps freed memory."""
+    """CPU training: fused kernels for BN + activation and SE (``model.kernels``; auto = when the
+    layers can use them: float32 channels_last, and the kernels build here) and malloc that
+    keeps freed memory."""
     m, t = config.model, config.train
     if t.cache_cpu_memory:
         keep_freed_cpu_memory()
-    if m.bn_act == "native" or not hasattr(model, "set_fused_bn_act"):
+    if m.kernels == "native" or not hasattr(model, "set_fused_kernels"):
         return
-    if m.bn_act == "fused" or (m.channels_last and t.amp == "none"):
-        if m.bn_act == "auto" and not fused.available():
+    if m.kernels == "fused" or (m.channels_last and t.amp == "none"):
+        if m.kernels == "auto" and not fused.available():
             if out is not None:
-                out.print(f"[dim]fused BN + activation unavailable ({fused.unavailable_reason()}); "
+                out.print(f"[dim]fused CPU kernels unavailable ({fused.unavailable_reason()}); "
                           "using native ops[/dim]")
             return
         try:
-            model.set_fused_bn_act(True)
+            model.set_fused_kernels(True)
         except RuntimeError as error:
-            raise ConfigError(f"model.bn_act=fused: {error}. Set model.bn_act=native (or auto).") from error
+            raise ConfigError(f"model.kernels=fused: {error}. Set model.kernels=native (or auto).") from error
 
 
 def _freeze_bn(model: nn.Module) -> None:

@@ -10,6 +10,7 @@
  * depend on scheduling (only on the thread count).
  *
  * act: 0 = identity, 1 = SiLU (x * sigmoid(x)), 2 = ReLU, 3 = ReLU6.
+ * Also the squeeze-and-excitation gate gradient (effnet_se_gate_grad, at the end).
  * Built by effnet/nn/fused.py with the system C compiler; called through ctypes.
  */
 #include <math.h>
@@ -206,4 +207,39 @@ void effnet_bn_act_backward_apply(const float *dy, const float *x, float *dx, lo
         DISPATCH(act, BACKWARD)
 #undef BACKWARD
     }
+}
+
+/* Squeeze-and-excitation, backward of y = x * gate[n, c]: out[n, c] = sum over the H*W rows
+ * of image n of dy * x. One image per thread at a time (so the result does not depend on
+ * scheduling); float sums over blocks of 32 rows, then double. */
+int effnet_se_gate_grad(const float *dy, const float *x, long N, long HW, long C, float *out, int threads) {
+    int failed = 0;
+    #pragma omp parallel num_threads(threads)
+    {
+        double *acc = malloc(C * sizeof(double));
+        float *block = malloc(C * sizeof(float));
+        if (!acc || !block) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        #pragma omp for schedule(static)
+        for (long n = 0; n < N; n++) {
+            if (!acc || !block) continue;
+            for (long c = 0; c < C; c++) acc[c] = 0.0;
+            for (long r0 = 0; r0 < HW; r0 += BLOCK) {
+                long r1 = r0 + BLOCK < HW ? r0 + BLOCK : HW;
+                for (long c = 0; c < C; c++) block[c] = 0.0f;
+                for (long r = r0; r < r1; r++) {
+                    const float *g = dy + (n * HW + r) * C, *v = x + (n * HW + r) * C;
+                    #pragma omp simd
+                    for (long c = 0; c < C; c++) block[c] += g[c] * v[c];
+                }
+                for (long c = 0; c < C; c++) acc[c] += block[c];
+            }
+            for (long c = 0; c < C; c++) out[n * C + c] = (float)acc[c];
+        }
+        free(acc);
+        free(block);
+    }
+    return failed;
 }
