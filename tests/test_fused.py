@@ -1,7 +1,8 @@
 """The fused CPU kernels (effnet/nn/fused.py) against native PyTorch: BN + activation against
 nn.BatchNorm2d and the activation (outputs, gradients, running statistics, NaN, layouts that
-must fall back, torch.compile, memory saved for the backward), the squeeze-and-excitation
-backward, whole training steps, and the kernel cache."""
+must fall back, torch.compile, memory saved for the backward), the depthwise convolution with
+TF SAME and symmetric padding, the squeeze-and-excitation backward, whole training steps, and
+the kernel cache."""
 
 from __future__ import annotations
 
@@ -185,6 +186,44 @@ def test_squeeze_excite_falls_back_outside_its_scope() -> None:
     assert not fused.squeeze_excite_applicable(x.double())
     with torch.no_grad():
         assert not fused.squeeze_excite_applicable(x)
+
+
+@pytest.mark.parametrize("kernel,stride,size", [(3, 1, 7), (3, 2, 8), (3, 2, 7), (5, 1, 6), (5, 2, 9), (5, 2, 2)])
+@pytest.mark.parametrize("padding", ["same", "symmetric"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_depthwise_conv_matches_native(kernel, stride, size, padding, threads) -> None:  # type: ignore[no-untyped-def]
+    channels = 19
+    layer = ConvBnAct(channels, channels, kernel, stride, groups=channels, act="silu", bn_eps=1e-3,
+                      bn_momentum=0.01, padding=padding).train()
+    x = _input((3, channels, size, size + 1))
+    pads = layer._depthwise_pads(x)
+    assert fused.depthwise_applicable(x, layer.conv)
+    x_native, x_fast = x.clone().requires_grad_(), x.clone().requires_grad_()
+    weight = layer.conv.weight
+    native = F.conv2d(F.pad(x_native, pads), weight, None, stride, 0, 1, channels)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        fast = fused.depthwise(x_fast, layer.conv, pads)
+        grad = torch.randn(native.shape, generator=torch.Generator().manual_seed(3))
+        (dx_native, dw_native), (dx_fast, dw_fast) = (torch.autograd.grad(y, (xi, weight), grad) for y, xi in
+                                                      ((native, x_native), (fast, x_fast)))
+    finally:
+        torch.set_num_threads(before)
+    assert fast.shape == native.shape and fast.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(fast, native, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(dx_fast, dx_native, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(dw_fast, dw_native, rtol=1e-4, atol=1e-4)
+
+
+def test_depthwise_not_applicable_to_other_convs() -> None:
+    x = _input((2, 8, 5, 5))
+    depthwise = nn.Conv2d(8, 8, 3, groups=8, bias=False)
+    assert fused.depthwise_applicable(x, depthwise)
+    assert not fused.depthwise_applicable(x, nn.Conv2d(8, 8, 3, bias=False))  # dense
+    assert not fused.depthwise_applicable(x, nn.Conv2d(8, 8, 3, groups=8, bias=True))
+    assert not fused.depthwise_applicable(x, nn.Conv2d(8, 8, 3, groups=8, dilation=2, bias=False))
+    assert not fused.depthwise_applicable(x.contiguous(), depthwise)
 
 
 def _no_dropout(model: nn.Module) -> nn.Module:

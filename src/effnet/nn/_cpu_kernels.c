@@ -243,3 +243,89 @@ int effnet_se_gate_grad(const float *dy, const float *x, long N, long HW, long C
     }
     return failed;
 }
+
+/* Depthwise convolution, channels_last, no bias: y[n, oh, ow, c] = sum over (i, j) of
+ * x[n, oh*s + i - pt, ow*s + j - pl, c] * w[i, j, c] (zero outside x). w is [k, k, C].
+ * Any top/left padding (TF SAME pads its odd pixel after, PyTorch symmetrically), so SAME
+ * needs no padded copy of x. One output row per task; the inner loop runs over channels. */
+void effnet_dw_forward(const float *x, const float *w, float *y, long N, long H, long W, long C, long OH, long OW,
+                       long k, long s, long pt, long pl, int threads) {
+    #pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
+    for (long n = 0; n < N; n++) {
+        for (long oh = 0; oh < OH; oh++) {
+            float *out = y + ((n * OH + oh) * OW) * C;
+            for (long ow = 0; ow < OW; ow++) {
+                float *o = out + ow * C;
+                for (long c = 0; c < C; c++) o[c] = 0.0f;
+                for (long i = 0; i < k; i++) {
+                    long ih = oh * s + i - pt;
+                    if (ih < 0 || ih >= H) continue;
+                    for (long j = 0; j < k; j++) {
+                        long iw = ow * s + j - pl;
+                        if (iw < 0 || iw >= W) continue;
+                        const float *in = x + ((n * H + ih) * W + iw) * C, *wt = w + (i * k + j) * C;
+                        #pragma omp simd
+                        for (long c = 0; c < C; c++) o[c] += in[c] * wt[c];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Both gradients in one pass over (dy, x): dx by scattering each output's gradient back to
+ * the inputs it read (one image per task, so no two threads write the same dx), and dw summed
+ * per image in float, per thread in double, merged in thread order. partial: [threads][k*k*C]
+ * doubles, zeroed by the caller; dw_out: [k*k*C]. */
+int effnet_dw_backward(const float *dy, const float *x, const float *w, float *dx, double *partial, float *dw_out,
+                       long N, long H, long W, long C, long OH, long OW, long k, long s, long pt, long pl,
+                       int threads) {
+    long kkc = k * k * C;
+    int failed = 0;
+    #pragma omp parallel num_threads(threads)
+    {
+        int t = omp_get_thread_num();
+        double *acc = partial + (long)t * kkc;
+        float *image = calloc(kkc, sizeof(float));
+        if (!image) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        #pragma omp for schedule(static)
+        for (long n = 0; n < N; n++) {
+            if (!image) continue;
+            float *gx = dx + n * H * W * C;
+            memset(gx, 0, H * W * C * sizeof(float));
+            memset(image, 0, kkc * sizeof(float));
+            for (long oh = 0; oh < OH; oh++) {
+                for (long ow = 0; ow < OW; ow++) {
+                    const float *g = dy + ((n * OH + oh) * OW + ow) * C;
+                    for (long i = 0; i < k; i++) {
+                        long ih = oh * s + i - pt;
+                        if (ih < 0 || ih >= H) continue;
+                        for (long j = 0; j < k; j++) {
+                            long iw = ow * s + j - pl;
+                            if (iw < 0 || iw >= W) continue;
+                            const float *in = x + ((n * H + ih) * W + iw) * C, *wt = w + (i * k + j) * C;
+                            float *gin = gx + (ih * W + iw) * C, *gw = image + (i * k + j) * C;
+                            #pragma omp simd
+                            for (long c = 0; c < C; c++) {
+                                gin[c] += g[c] * wt[c];
+                                gw[c] += g[c] * in[c];
+                            }
+                        }
+                    }
+                }
+            }
+            for (long q = 0; q < kkc; q++) acc[q] += image[q];
+        }
+        free(image);
+    }
+    if (failed) return 1;
+    for (long q = 0; q < kkc; q++) {
+        double sum = 0.0;
+        for (int t = 0; t < threads; t++) sum += partial[(long)t * kkc + q];
+        dw_out[q] = (float)sum;
+    }
+    return 0;
+}

@@ -104,6 +104,10 @@ def _build() -> ctypes.CDLL | str:
     library.effnet_bn_act_backward_apply.restype = None
     library.effnet_se_gate_grad.argtypes = [pointer, pointer, size, size, size, pointer, ctypes.c_int]
     library.effnet_se_gate_grad.restype = ctypes.c_int
+    library.effnet_dw_forward.argtypes = [pointer, pointer, pointer, *[size] * 10, ctypes.c_int]
+    library.effnet_dw_forward.restype = None
+    library.effnet_dw_backward.argtypes = [pointer] * 6 + [size] * 10 + [ctypes.c_int]
+    library.effnet_dw_backward.restype = ctypes.c_int
     return library
 
 
@@ -235,6 +239,91 @@ def batch_norm_act(x: Tensor, bn: nn.BatchNorm2d, act: str | None) -> Tensor:
     return y
 
 
+def _dw_shape(x: Tensor, kernel: int, stride: int, pad_top: int, pad_left: int, out_h: int,
+              out_w: int) -> list[int]:
+    n, c, h, w = x.shape
+    return [n, h, w, c, out_h, out_w, kernel, stride, pad_top, pad_left]
+
+
+@torch.library.custom_op("effnet::depthwise_conv", mutates_args=())
+def depthwise_conv(x: Tensor, weight: Tensor, stride: int, pad_top: int, pad_left: int, out_h: int,
+                   out_w: int) -> Tensor:
+    """Depthwise kxk conv (``weight`` [C, 1, k, k], no bias) of a channels_last float32 ``x``
+    with the given top/left padding and output size (bottom/right padding is implied)."""
+    x = x.contiguous(memory_format=torch.channels_last)
+    kernel = weight.shape[-1]
+    taps = weight.detach().reshape(weight.shape[0], kernel * kernel).t().contiguous()  # [k*k, C]
+    y = torch.empty((x.shape[0], x.shape[1], out_h, out_w), dtype=x.dtype, memory_format=torch.channels_last)
+    _library().effnet_dw_forward(_ptr(x), _ptr(taps), _ptr(y),
+                                 *_dw_shape(x, kernel, stride, pad_top, pad_left, out_h, out_w),
+                                 torch.get_num_threads())
+    return y
+
+
+@depthwise_conv.register_fake
+def _(x: Tensor, weight: Tensor, stride: int, pad_top: int, pad_left: int, out_h: int, out_w: int) -> Tensor:
+    return torch.empty((x.shape[0], x.shape[1], out_h, out_w), dtype=x.dtype, device=x.device,
+                       memory_format=torch.channels_last)
+
+
+@torch.library.custom_op("effnet::depthwise_conv_backward", mutates_args=())
+def depthwise_conv_backward(grad: Tensor, x: Tensor, weight: Tensor, stride: int, pad_top: int, pad_left: int,
+                            out_h: int, out_w: int) -> tuple[Tensor, Tensor]:
+    """Gradients of :func:`depthwise_conv` with respect to x and weight, in one pass."""
+    x = x.contiguous(memory_format=torch.channels_last)
+    grad = grad.contiguous(memory_format=torch.channels_last)
+    channels, kernel, threads = weight.shape[0], weight.shape[-1], torch.get_num_threads()
+    taps = weight.detach().reshape(channels, kernel * kernel).t().contiguous()
+    dx = torch.empty_like(x)
+    partial = torch.zeros(threads, kernel * kernel * channels, dtype=torch.float64)
+    dtaps = torch.empty(kernel * kernel, channels, dtype=torch.float32)
+    if _library().effnet_dw_backward(_ptr(grad), _ptr(x), _ptr(taps), _ptr(dx), _ptr(partial), _ptr(dtaps),
+                                     *_dw_shape(x, kernel, stride, pad_top, pad_left, out_h, out_w), threads) != 0:
+        raise MemoryError("the depthwise conv kernel could not allocate its per-thread sums")
+    return dx, dtaps.t().reshape(weight.shape).contiguous()
+
+
+@depthwise_conv_backward.register_fake
+def _(grad: Tensor, x: Tensor, weight: Tensor, stride: int, pad_top: int, pad_left: int, out_h: int,
+      out_w: int) -> tuple[Tensor, Tensor]:
+    return torch.empty_like(x, memory_format=torch.channels_last), torch.empty_like(weight)
+
+
+def _dw_setup_context(ctx, inputs, output) -> None:  # type: ignore[no-untyped-def]
+    x, weight, *geometry = inputs
+    ctx.save_for_backward(x, weight)
+    ctx.geometry = geometry
+
+
+def _dw_backward(ctx, grad: Tensor):  # type: ignore[no-untyped-def]
+    x, weight = ctx.saved_tensors
+    dx, dweight = torch.ops.effnet.depthwise_conv_backward(grad, x, weight, *ctx.geometry)
+    return dx, dweight, None, None, None, None, None
+
+
+depthwise_conv.register_autograd(_dw_backward, setup_context=_dw_setup_context)
+
+
+def depthwise_applicable(x: Tensor, conv: nn.Conv2d) -> bool:
+    """Whether :func:`depthwise` computes what ``conv`` would (a bias-free depthwise conv with
+    square kernel and stride, no dilation, on a channels_last float32 CPU tensor)."""
+    return (conv.groups == conv.in_channels == conv.out_channels and conv.bias is None
+            and conv.dilation == (1, 1) and conv.kernel_size[0] == conv.kernel_size[1]
+            and conv.stride[0] == conv.stride[1] and conv.weight.dtype == torch.float32
+            and x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4
+            and x.is_contiguous(memory_format=torch.channels_last))
+
+
+def depthwise(x: Tensor, conv: nn.Conv2d, pads: tuple[int, int, int, int]) -> Tensor:
+    """``conv`` applied to ``x`` padded by (left, right, top, bottom) zeros, without the
+    padded copy."""
+    left, right, top, bottom = pads
+    k, s = conv.kernel_size[0], conv.stride[0]
+    out_h = (x.shape[2] + top + bottom - k) // s + 1
+    out_w = (x.shape[3] + left + right - k) // s + 1
+    return torch.ops.effnet.depthwise_conv(x, conv.weight, s, top, left, out_h, out_w)
+
+
 class _SqueezeExcite(torch.autograd.Function):
     """``x * sigmoid(gate_logits(mean_hw(x)))`` with a backward in two passes over x.
 
@@ -284,5 +373,6 @@ def squeeze_excite(x: Tensor, gate_logits, params: list[Tensor]) -> Tensor:  # t
     return _SqueezeExcite.apply(x, gate_logits, *params)
 
 
-__all__ = ["ACTIVATIONS", "applicable", "available", "batch_norm_act", "squeeze_excite",
+__all__ = ["ACTIVATIONS", "applicable", "available", "batch_norm_act", "depthwise", "depthwise_applicable",
+           "squeeze_excite",
            "squeeze_excite_applicable", "unavailable_reason"]

@@ -65,8 +65,22 @@ class ConvBnAct(nn.Module):
         # model's ``set_fused_kernels`` turns it on. Evaluation and export always use native ops.
         self.fused = False
 
+    def _depthwise_pads(self, x: torch.Tensor) -> tuple[int, int, int, int]:
+        """(left, right, top, bottom) zeros the conv pads ``x`` with: TF SAME for
+        Conv2dSame, else the conv's own symmetric padding."""
+        conv = self.conv
+        if isinstance(conv, Conv2dSame):
+            top, bottom = same_padding(x.shape[-2], conv.kernel_size[0], conv.stride[0])
+            left, right = same_padding(x.shape[-1], conv.kernel_size[1], conv.stride[1])
+            return left, right, top, bottom
+        pad_h, pad_w = conv.padding  # type: ignore[misc]
+        return pad_w, pad_w, pad_h, pad_h
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x)
+        if self.fused and self.training and fused.depthwise_applicable(x, self.conv):
+            x = fused.depthwise(x, self.conv, self._depthwise_pads(x))
+        else:
+            x = self.conv(x)
         if self.fused and self.training and fused.applicable(x, self.bn, self.act_name):
             return fused.batch_norm_act(x, self.bn, self.act_name)
         return self.act(self.bn(x))
