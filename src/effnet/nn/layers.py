@@ -113,12 +113,21 @@ class DropPath(nn.Module):
         super().__init__()
         self.rate = float(rate)
 
+    def _mask(self, x: torch.Tensor) -> torch.Tensor:
+        keep = 1.0 - self.rate
+        # Scale the per-sample mask, not the activation: one pass over x instead of two.
+        return torch.empty((x.shape[0], 1, 1, 1), dtype=x.dtype, device=x.device).bernoulli_(keep).div_(keep)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.rate == 0.0:
             return x
-        keep = 1.0 - self.rate
-        mask = torch.empty((x.shape[0], 1, 1, 1), dtype=x.dtype, device=x.device).bernoulli_(keep)
-        return x * mask.div_(keep)  # scale the per-sample mask, not the activation: one pass
+        return x * self._mask(x)
+
+    def add_to(self, shortcut: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``shortcut + self(x)`` as one ``addcmul`` pass (the same random draw as ``self(x)``)."""
+        if not self.training or self.rate == 0.0:
+            return x + shortcut
+        return torch.addcmul(shortcut, x, self._mask(x))
 
     def extra_repr(self) -> str:
         return f"rate={self.rate:.4f}"
