@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -234,8 +235,8 @@ def test_cpu_training_uses_the_fused_kernel_and_agrees_with_native(data_root: Pa
                                                                    restore_torch_globals) -> None:  # type: ignore[no-untyped-def]
     from effnet.nn import fused
 
-    if not fused.available():
-        pytest.skip(f"fused kernel unavailable: {fused.unavailable_reason()}")
+    if not (os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")):
+        pytest.skip("no C compiler to build effnet's CPU kernels")
     calls = []
     original = fused.batch_norm_act
     monkeypatch.setattr(fused, "batch_norm_act", lambda *a: calls.append(1) or original(*a))

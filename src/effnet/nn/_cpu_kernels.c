@@ -67,46 +67,54 @@ static void merge(const double *partial, int threads, long C, double *out) {
         for (long c = 0; c < 2 * C; c++) out[c] += partial[t * 2 * C + c];
 }
 
+/* The skeleton both column-sum kernels share: rows in blocks of BLOCK, float sums per block
+ * (bs, bq) flushed into the thread's double sums (s, q), merged in thread order; ROW adds row
+ * m into bs and bq. Returns 1 if a thread could not allocate its block sums. */
+#define COLUMN_SUMS(ROW)                                                  \
+    int failed = 0;                                                       \
+    _Pragma("omp parallel num_threads(threads)")                          \
+    {                                                                     \
+        int t = omp_get_thread_num();                                     \
+        double *s = partial + (long)t * 2 * C, *q = s + C;                \
+        float *bs = calloc(2 * C, sizeof(float)), *bq = bs + C;           \
+        if (!bs) {                                                        \
+            _Pragma("omp atomic write")                                   \
+            failed = 1;                                                   \
+        }                                                                 \
+        memset(s, 0, 2 * C * sizeof(double));                             \
+        _Pragma("omp for schedule(static)")                               \
+        for (long m0 = 0; m0 < M; m0 += BLOCK) {                          \
+            if (!bs) continue;                                            \
+            long m1 = m0 + BLOCK < M ? m0 + BLOCK : M;                    \
+            for (long m = m0; m < m1; m++) {                              \
+                ROW                                                       \
+            }                                                             \
+            for (long c = 0; c < C; c++) {                                \
+                s[c] += bs[c];                                            \
+                q[c] += bq[c];                                            \
+                bs[c] = 0.0f;                                             \
+                bq[c] = 0.0f;                                             \
+            }                                                             \
+        }                                                                 \
+        free(bs);                                                         \
+    }                                                                     \
+    if (failed) return 1;                                                 \
+    merge(partial, threads, C, out);                                      \
+    return 0;
+
+static inline void stats_row(const float *row, const float *shift, long C, float *bs, float *bq) {
+    #pragma omp simd
+    for (long c = 0; c < C; c++) {
+        float v = row[c] - shift[c];
+        bs[c] += v;
+        bq[c] += v * v;
+    }
+}
+
 /* out[0:C] = sum over rows of x, out[C:2C] = sum of (x - shift)^2, per channel.
  * shift (a rough mean, e.g. the first row) keeps the one-pass variance accurate. */
 int effnet_bn_stats(const float *x, long M, long C, const float *shift, double *partial, double *out, int threads) {
-    int failed = 0;
-    #pragma omp parallel num_threads(threads)
-    {
-        int t = omp_get_thread_num();
-        double *s = partial + (long)t * 2 * C, *q = s + C;
-        float *fs = calloc(2 * C, sizeof(float));
-        if (!fs) {
-            #pragma omp atomic write
-            failed = 1;
-        }
-        memset(s, 0, 2 * C * sizeof(double));
-        #pragma omp for schedule(static)
-        for (long m0 = 0; m0 < M; m0 += BLOCK) {
-            if (!fs) continue;
-            float *bs = fs, *bq = fs + C;
-            long m1 = m0 + BLOCK < M ? m0 + BLOCK : M;
-            for (long m = m0; m < m1; m++) {
-                const float *row = x + m * C;
-                #pragma omp simd
-                for (long c = 0; c < C; c++) {
-                    float v = row[c] - shift[c];
-                    bs[c] += v;
-                    bq[c] += v * v;
-                }
-            }
-            for (long c = 0; c < C; c++) {
-                s[c] += bs[c];
-                q[c] += bq[c];
-                bs[c] = 0.0f;
-                bq[c] = 0.0f;
-            }
-        }
-        free(fs);
-    }
-    if (failed) return 1;
-    merge(partial, threads, C, out);
-    return 0;
+    COLUMN_SUMS(stats_row(x + m * C, shift, C, bs, bq);)
 }
 
 /* The activation is a compile-time constant inside each row loop (so the loop vectorises);
@@ -155,39 +163,9 @@ static inline __attribute__((always_inline)) void sums_row(const float *row, con
 int effnet_bn_act_backward_sums(const float *dy, const float *x, float *dz_out, long M, long C, const float *scale,
                                 const float *shift, const float *mean, int act, double *partial, double *out,
                                 int threads) {
-    int failed = 0;
-    #pragma omp parallel num_threads(threads)
-    {
-        int t = omp_get_thread_num();
-        double *s = partial + (long)t * 2 * C, *q = s + C;
-        float *fs = calloc(2 * C, sizeof(float));
-        if (!fs) {
-            #pragma omp atomic write
-            failed = 1;
-        }
-        memset(s, 0, 2 * C * sizeof(double));
-        #pragma omp for schedule(static)
-        for (long m0 = 0; m0 < M; m0 += BLOCK) {
-            if (!fs) continue;
-            float *bs = fs, *bq = fs + C;
-            long m1 = m0 + BLOCK < M ? m0 + BLOCK : M;
-            for (long m = m0; m < m1; m++) {
 #define SUMS(A) sums_row(x + m * C, dy + m * C, dz_out + m * C, C, scale, shift, mean, bs, bq, A)
-                DISPATCH(act, SUMS)
+    COLUMN_SUMS(DISPATCH(act, SUMS))
 #undef SUMS
-            }
-            for (long c = 0; c < C; c++) {
-                s[c] += bs[c];
-                q[c] += bq[c];
-                bs[c] = 0.0f;
-                bq[c] = 0.0f;
-            }
-        }
-        free(fs);
-    }
-    if (failed) return 1;
-    merge(partial, threads, C, out);
-    return 0;
 }
 
 /* dx = a * dz + b * x + d in place over dz (per-channel a, b, d from the sums; see fused.py). */
@@ -237,6 +215,20 @@ int effnet_se_gate_grad(const float *dy, const float *x, long N, long HW, long C
     return failed;
 }
 
+/* For each kernel tap (i, j) of output (n, oh, ow) that lands inside x: BODY with ih, iw,
+ * in = the input pixel's channels and wt = the tap's weights (BODY is the variadic argument). */
+#define FOR_EACH_TAP(...)                                                           \
+    for (long i = 0; i < k; i++) {                                                  \
+        long ih = oh * s + i - pt;                                                  \
+        if (ih < 0 || ih >= H) continue;                                            \
+        for (long j = 0; j < k; j++) {                                              \
+            long iw = ow * s + j - pl;                                              \
+            if (iw < 0 || iw >= W) continue;                                        \
+            const float *in = x + ((n * H + ih) * W + iw) * C, *wt = w + (i * k + j) * C; \
+            __VA_ARGS__                                                             \
+        }                                                                           \
+    }
+
 /* Depthwise convolution, channels_last, no bias: y[n, oh, ow, c] = sum over (i, j) of
  * x[n, oh*s + i - pt, ow*s + j - pl, c] * w[i, j, c] (zero outside x). w is [k, k, C].
  * Any top/left padding (TF SAME pads its odd pixel after, PyTorch symmetrically), so SAME
@@ -250,17 +242,10 @@ void effnet_dw_forward(const float *x, const float *w, float *y, long N, long H,
             for (long ow = 0; ow < OW; ow++) {
                 float *o = out + ow * C;
                 for (long c = 0; c < C; c++) o[c] = 0.0f;
-                for (long i = 0; i < k; i++) {
-                    long ih = oh * s + i - pt;
-                    if (ih < 0 || ih >= H) continue;
-                    for (long j = 0; j < k; j++) {
-                        long iw = ow * s + j - pl;
-                        if (iw < 0 || iw >= W) continue;
-                        const float *in = x + ((n * H + ih) * W + iw) * C, *wt = w + (i * k + j) * C;
-                        #pragma omp simd
-                        for (long c = 0; c < C; c++) o[c] += in[c] * wt[c];
-                    }
-                }
+                FOR_EACH_TAP({
+                    _Pragma("omp simd")
+                    for (long c = 0; c < C; c++) o[c] += in[c] * wt[c];
+                })
             }
         }
     }
@@ -293,21 +278,14 @@ int effnet_dw_backward(const float *dy, const float *x, const float *w, float *d
             for (long oh = 0; oh < OH; oh++) {
                 for (long ow = 0; ow < OW; ow++) {
                     const float *g = dy + ((n * OH + oh) * OW + ow) * C;
-                    for (long i = 0; i < k; i++) {
-                        long ih = oh * s + i - pt;
-                        if (ih < 0 || ih >= H) continue;
-                        for (long j = 0; j < k; j++) {
-                            long iw = ow * s + j - pl;
-                            if (iw < 0 || iw >= W) continue;
-                            const float *in = x + ((n * H + ih) * W + iw) * C, *wt = w + (i * k + j) * C;
-                            float *gin = gx + (ih * W + iw) * C, *gw = image + (i * k + j) * C;
-                            #pragma omp simd
-                            for (long c = 0; c < C; c++) {
-                                gin[c] += g[c] * wt[c];
-                                gw[c] += g[c] * in[c];
-                            }
+                    FOR_EACH_TAP({
+                        float *gin = gx + (ih * W + iw) * C, *gw = image + (i * k + j) * C;
+                        _Pragma("omp simd")
+                        for (long c = 0; c < C; c++) {
+                            gin[c] += g[c] * wt[c];
+                            gw[c] += g[c] * in[c];
                         }
-                    }
+                    })
                 }
             }
             for (long q = 0; q < kkc; q++) acc[q] += image[q];
