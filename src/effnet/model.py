@@ -85,7 +85,8 @@ class _Trunk(nn.Module):
 
     def set_fused_kernels(self, enable: bool = True) -> int:
         """Train with effnet's fused CPU kernels (``effnet.nn.fused``): each BN + activation as
-        one kernel, and a two-pass squeeze-and-excitation backward. Same results to float
+        one kernel, its own depthwise convolution, and a two-pass squeeze-and-excitation
+        backward. Same results to float
         rounding, fewer passes over memory, less memory saved for the backward. Layers outside
         their scope (CUDA, autocast, NCHW input, torch.compile for SE) keep the native ops, as
         do evaluation and export. Returns how many layers they cover; raises if the kernels

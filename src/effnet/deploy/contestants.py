@@ -28,8 +28,8 @@ PEERS: dict[str, tuple[str, ...]] = {
 INFERENCE_PATHS = ("eager", "channels_last", "fused", "compiled", "onnx-fp32", "onnx-int8")
 # train-symmetric: B0 with PyTorch's symmetric padding instead of TF SAME, the architecture of
 # timm's efficientnet_b0 and torchvision's (for training from scratch, where TF parity is moot).
-# train-fused: BN + activation as one CPU kernel (effnet.nn.fused): faster, and one saved
-# activation per layer instead of two (less training memory). Native ops elsewhere (CUDA).
+# train-fused: effnet's CPU training kernels (effnet.nn.fused: BN + activation, depthwise conv,
+# SE backward): faster, and less memory saved for the backward. Native ops on CUDA.
 TRAIN_PATHS = ("train", "train-fused", "train-checkpointed", "train-symmetric")
 
 

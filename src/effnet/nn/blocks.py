@@ -47,13 +47,6 @@ class BlockArgs:
         return SqueezeExcite(channels, max(1, int(self.in_channels * self.se_ratio)), self.act)
 
 
-def _residual(drop_path: nn.Module, out: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
-    """``drop_path(out) + shortcut``, in one pass when a drop-path mask applies."""
-    if isinstance(drop_path, DropPath):
-        return drop_path.add_to(shortcut, out)
-    return out + shortcut
-
-
 class MBConv(nn.Module):
     """Inverted residual bottleneck (Sandler et al.; paper Table 1), with optional SE:
     expand 1x1 -> depthwise kxk -> SE -> project 1x1 (linear) -> stochastic depth + skip."""
@@ -72,7 +65,7 @@ class MBConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.project(self.se(self.dw(self.expand(x))))
         if self.has_skip:
-            out = _residual(self.drop_path, out, x)
+            out = self.drop_path.add_to(x, out)  # drop_path(out) + x, one pass
         return out
 
 
@@ -90,7 +83,7 @@ class DepthwiseSeparable(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.pw(self.se(self.dw(x)))
         if self.has_skip:
-            out = _residual(self.drop_path, out, x)
+            out = self.drop_path.add_to(x, out)  # drop_path(out) + x, one pass
         return out
 
 
@@ -117,7 +110,7 @@ class Bottleneck(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv3(self.se(self.conv2(self.conv1(x))))
         if self.has_skip:
-            out = _residual(self.drop_path, out, self.shortcut(x))
+            out = self.drop_path.add_to(self.shortcut(x), out)  # drop_path(out) + shortcut, one pass
         return self.act(out)
 
 
@@ -134,7 +127,7 @@ class ConvBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.se(self.conv(x))
         if self.has_skip:
-            out = _residual(self.drop_path, out, x)
+            out = self.drop_path.add_to(x, out)  # drop_path(out) + x, one pass
         return out
 
 

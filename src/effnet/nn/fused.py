@@ -1,26 +1,26 @@
-"""Fused CPU kernels for training: batch norm + activation, the same function as
-``act(bn(x))`` in training mode, and the squeeze-and-excitation backward, in fewer passes over
-memory.
+"""Fused CPU kernels for training: batch norm + activation (the same function as
+``act(bn(x))`` in training mode), the depthwise convolution, and the squeeze-and-excitation
+backward, each in fewer passes over memory than native PyTorch.
 
 On the CPU the small EfficientNets are memory-bound: native PyTorch runs BN and the
 activation as separate operators, and each reads and writes a whole activation, forward and
 backward (BN, SiLU and their gradients were 42% of a Fashion-MNIST training step). The kernel
-in ``_cpu_kernels.c`` does the forward in two reads and one write, the backward in four reads
-and two writes (storing the activation's derivative once instead of computing it twice), and saves only BN's input for the backward (native saves BN's output as well),
-so it is both faster and leaner. Results agree with native to float rounding (the tests check
-outputs, gradients and running statistics against ``nn.BatchNorm2d`` + activation). The SE
-backward is described at :class:`_SqueezeExcite`.
+in ``_cpu_kernels.c`` does the BN + activation forward in two reads and one write and the
+backward in four reads and two writes (storing the activation's derivative once instead of
+computing it twice), and saves only BN's input for the backward (native also saves BN's
+output), so it is both faster and leaner. The depthwise convolution takes SAME padding
+without a padded copy and computes both gradients in one pass; the SE backward is described
+at :class:`_SqueezeExcite`. Results agree with native to float rounding (tests/test_fused.py).
 
-It applies to float32 channels_last activations on the CPU, in training mode, with an affine
-``nn.BatchNorm2d`` that tracks running statistics and an activation in :data:`ACTIVATIONS`.
-Everything else (evaluation, export, CUDA, autocast, other layouts) takes the native path.
-The kernel is compiled once per machine with the system C compiler (``$CC``, else ``cc``) into
-``$EFFNET_CACHE/kernels``; without a compiler the native path is used and
-:func:`unavailable_reason` says why. ``EFFNET_NO_KERNELS=1`` turns it off.
+Each applies to float32 channels_last activations on the CPU in training mode (see the
+``*applicable`` functions); everything else (evaluation, export, CUDA, autocast, other
+layouts) takes the native path. The kernels are compiled once per machine with the system C
+compiler (``$CC``, else ``cc``) into ``$EFFNET_CACHE/kernels``; without a compiler the native
+path is used and :func:`unavailable_reason` says why. ``EFFNET_NO_KERNELS=1`` turns them off.
 
-The two BN operators are ``torch.library`` custom ops, so ``torch.compile`` keeps them whole
-and compiles the rest of the step around them; the SE function is eager-only (compiled
-graphs use the native SE).
+BN + activation and the depthwise conv are ``torch.library`` custom ops, so ``torch.compile``
+keeps them whole and compiles the rest of the step around them; the SE function is
+eager-only (compiled graphs use the native SE).
 """
 
 from __future__ import annotations
@@ -373,5 +373,4 @@ def squeeze_excite(x: Tensor, gate_logits, params: list[Tensor]) -> Tensor:  # t
 
 
 __all__ = ["ACTIVATIONS", "applicable", "available", "batch_norm_act", "depthwise", "depthwise_applicable",
-           "squeeze_excite",
-           "squeeze_excite_applicable", "unavailable_reason"]
+           "squeeze_excite", "squeeze_excite_applicable", "unavailable_reason"]

@@ -29,10 +29,14 @@ class Conv2dSame(nn.Conv2d):
     those of ``nn.Conv2d``, so state dicts do not depend on the padding mode.
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def pads(self, x: torch.Tensor) -> tuple[int, int, int, int]:
+        """(left, right, top, bottom) zeros that SAME adds to ``x``."""
         top, bottom = same_padding(x.shape[-2], self.kernel_size[0], self.stride[0], self.dilation[0])
         left, right = same_padding(x.shape[-1], self.kernel_size[1], self.stride[1], self.dilation[1])
-        x = F.pad(x, [left, right, top, bottom])
+        return left, right, top, bottom
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, list(self.pads(x)))
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
@@ -61,19 +65,17 @@ class ConvBnAct(nn.Module):
         self.bn = nn.BatchNorm2d(out_channels, eps=bn_eps, momentum=bn_momentum)
         self.act = activation(act)
         self.act_name = act
-        # Training on the CPU may run BN + activation as one kernel (see nn/fused.py); the
-        # model's ``set_fused_kernels`` turns it on. Evaluation and export always use native ops.
+        # Training on the CPU may run the depthwise conv and BN + activation as effnet's own
+        # kernels (nn/fused.py); the model's ``set_fused_kernels`` turns them on. Evaluation
+        # and export always use native ops.
         self.fused = False
 
     def _depthwise_pads(self, x: torch.Tensor) -> tuple[int, int, int, int]:
         """(left, right, top, bottom) zeros the conv pads ``x`` with: TF SAME for
         Conv2dSame, else the conv's own symmetric padding."""
-        conv = self.conv
-        if isinstance(conv, Conv2dSame):
-            top, bottom = same_padding(x.shape[-2], conv.kernel_size[0], conv.stride[0])
-            left, right = same_padding(x.shape[-1], conv.kernel_size[1], conv.stride[1])
-            return left, right, top, bottom
-        pad_h, pad_w = conv.padding  # type: ignore[misc]
+        if isinstance(self.conv, Conv2dSame):
+            return self.conv.pads(x)
+        pad_h, pad_w = self.conv.padding  # type: ignore[misc]
         return pad_w, pad_w, pad_h, pad_h
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

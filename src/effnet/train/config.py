@@ -71,7 +71,7 @@ class ModelConfig:
     channels_last: bool = False
     grad_checkpointing: bool = False
     compile: bool = False
-    kernels: str = "auto"                # auto | fused | native: fused CPU kernels for BN + act and SE (nn/fused.py)
+    kernels: str = "auto"                # auto | fused | native: effnet's CPU training kernels (nn/fused.py)
     sync_bn: bool = False                # SyncBatchNorm under DDP (CUDA only in PyTorch)
     freeze_bn: bool = False              # BN uses its running statistics (tiny batches, fine-tuning)
     bn_momentum: float | None = None     # PyTorch convention; None: the spec's (0.01 = TF's 0.99)

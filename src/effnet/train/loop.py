@@ -374,9 +374,9 @@ def _train(config: Config, info: DistInfo, resume: str | os.PathLike[str] | None
 
 
 def _use_cpu_speedups(model: nn.Module, config: Config, out) -> None:  # type: ignore[no-untyped-def]
-    """CPU training: fused kernels for BN + activation and SE (``model.kernels``; auto = when the
-    layers can use them: float32 channels_last, and the kernels build here) and malloc that
-    keeps freed memory."""
+    """CPU training: effnet's fused kernels (``model.kernels``; auto = when the layers can use
+    them: float32 channels_last, and the kernels build here) and malloc that keeps freed
+    memory."""
     m, t = config.model, config.train
     if t.cache_cpu_memory:
         keep_freed_cpu_memory()
