@@ -2,7 +2,7 @@
 
     python benchmarks/bench_b0.py [--quick] [--out benchmarks/results]
 
-Runs every contestant alternately in one process (see ``effnet.deploy.bench``), then
+Runs every contestant alternately in one process (see ``effnet.bench``), then
 measures training memory in fresh subprocesses, and writes ``b0_cpu.json`` and
 ``b0_cpu.md``. Ratios are the numbers to quote; absolute numbers depend on the machine and
 on whatever else runs on it.
@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from effnet.deploy.bench import Report, cpu_peak, run_bench, to_markdown, training_memory
-from effnet.deploy.contestants import PEERS, TRAIN_PATHS, Setting
+from effnet.bench import Report, cpu_peak, run_bench, to_markdown, training_memory
+from effnet.bench import PEERS, TRAIN_PATHS, Setting
 from effnet.train.allocator import keep_freed_cpu_memory
 
 INFERENCE = ("eager", "channels_last", "fused", "compiled", "onnx-fp32", "onnx-int8")
@@ -44,7 +44,7 @@ def main() -> None:
         return train_only(args)
     inference = tuple(p for p in INFERENCE if not ((args.quick or args.no_compile) and p == "compiled"))
     start = time.time()
-    report = run_bench(Setting("efficientnet_b0", 224, args.threads), inference=inference,
+    report = run_bench(Setting("efficientnet_b0", resolution=224, threads=args.threads), inference=inference,
                        rounds=1 if args.quick else 3, min_time=0.5 if args.quick else 2.0,
                        memory=not args.quick, profile=not args.quick,
                        log=lambda m: print(f"[{time.time() - start:6.0f}s] {m}", file=sys.stderr, flush=True))
@@ -59,7 +59,7 @@ def main() -> None:
 
 def train_only(args: argparse.Namespace) -> None:
     start = time.time()
-    report = run_bench(Setting("efficientnet_b0", 224, args.threads), inference=(), latency_batch=0,
+    report = run_bench(Setting("efficientnet_b0", resolution=224, threads=args.threads), inference=(), latency_batch=0,
                        throughput_batch=0, rounds=5, min_time=8.0, memory=False,
                        log=lambda m: print(f"[{time.time() - start:6.0f}s] {m}", file=sys.stderr, flush=True))
     _write(report, args.out, "b0_cpu_train" if args.allocator == "cache" else "b0_cpu_train_default_allocator")
@@ -74,7 +74,7 @@ def _write(report: Report, out: Path, stem: str) -> None:
 
 
 def memory_only(args: argparse.Namespace) -> None:
-    setting = Setting("efficientnet_b0", 224, args.threads)
+    setting = Setting("efficientnet_b0", resolution=224, threads=args.threads)
     rows = training_memory(setting, TRAIN_PATHS, PEERS[setting.model], 32,
                            log=lambda m: print(m, file=sys.stderr, flush=True))
     report = Report(setting, cpu_peak(args.threads), [], rows, ["training memory only"])

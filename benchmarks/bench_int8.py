@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 import effnet
-from effnet.deploy.bench import time_alternately
+from effnet.bench import time_alternately
 from effnet.deploy.calibration import sample_photos
 from effnet.deploy.export import export_model
 from effnet.deploy.fuse import optimize_for_inference
@@ -54,7 +54,8 @@ def main() -> None:
                 with torch.inference_mode():
                     return m(x)
 
-            samples = time_alternately({"onnx-fp32": lambda: fp32(x.numpy()), "onnx-int8": lambda: int8(x.numpy()),
+            images = x.numpy()
+            samples = time_alternately({"onnx-fp32": lambda: fp32(images), "onnx-int8": lambda: int8(images),  # noqa: B023
                                         "torch-fused-nhwc": run_eager}, rounds=3, min_time=2.0)
             speed[batch] = {name: sorted(v)[len(v) // 2] for name, v in samples.items()}
     record = {"model": "efficientnet_lite0 (lite0.official)", "threads": args.threads,

@@ -3,8 +3,9 @@ the 10,000 test images before and after, and the speed of each path.
 
     .venv/bin/python benchmarks/bench_int8_fmnist.py runs/bench-fmnist-60 [--calibration 512]
 
-The checkpoint is a training run folder (its ``best.pt``, EMA weights) or file, for example
-the one ``benchmarks/train_fashion_mnist.py`` leaves. The fp32 model is exported with BN
+The model is a training run folder (its ``model.safetensors``: the best minival epoch, EMA
+weights), that file or the run's ``last.pt``, for example the run
+``benchmarks/train_fashion_mnist.py`` leaves. The fp32 model is exported with BN
 folded and fixed SAME pads, then quantised with calibration images held out from the
 *training* set (never the test set). Top-1 is measured for eager PyTorch, fp32 ONNX and int8
 ONNX on the whole test set; speed alternates the three (plus timm's eager model of the same
@@ -24,27 +25,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from effnet.deploy.bench import time_alternately
+from effnet import create_model
+from effnet.bench import time_alternately
 from effnet.deploy.export import export_model, max_abs_diff
 from effnet.deploy.fuse import optimize_for_inference
 from effnet.deploy.quantize import quantize_onnx
 from effnet.deploy.runtime import OnnxRunner
 from effnet.preprocessing import Preprocessing
-from effnet.train.build import model_from_checkpoint
-from effnet.train.checkpoint import BEST, load_checkpoint
-from effnet.train.config import from_dict
+from effnet.train.config import run_config
 from effnet.train.data import build_eval_loader
+from effnet.weights import fetch_weights
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_small_train import timm_same_architecture  # noqa: E402
 
 
 def images_and_labels(config, split: str, pre: Preprocessing) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
-    loader, batch_augment, _ = build_eval_loader(config, split, pre)
+    loader, _ = build_eval_loader(config, split, pre)
     xs, ys = [], []
-    for images, labels in loader:
-        if batch_augment is not None:
-            images = batch_augment(images, train=False)
+    for images, labels in loader:  # normalised, as the model sees them
         xs.append(images.float().numpy())
         ys.append(labels.numpy())
     return np.concatenate(xs), np.concatenate(ys)
@@ -60,17 +59,17 @@ def batched(run, images: np.ndarray, batch: int = 500) -> np.ndarray:  # type: i
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", type=Path, help="a training run folder or checkpoint file")
+    parser.add_argument("checkpoint", type=Path, help="a training run folder, its model.safetensors or last.pt")
     parser.add_argument("--calibration", type=int, default=512, help="training images for calibration")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    file = args.checkpoint / BEST if args.checkpoint.is_dir() else args.checkpoint
-    checkpoint = load_checkpoint(file)
-    config = from_dict(checkpoint["config"])
-    model = model_from_checkpoint(checkpoint, use_ema=True)
-    pre = Preprocessing.from_dict(checkpoint["preprocessing"])
+    file = args.checkpoint
+    loaded = fetch_weights(file)
+    config = run_config(file, loaded.meta.provenance if loaded.meta is not None else None)
+    model = create_model(None, weights=loaded).eval()
+    pre: Preprocessing = model.preprocessing
     test_x, test_y = images_and_labels(config, "test", pre)
     held = dataclasses.replace(config, data=dataclasses.replace(config.data, minival=args.calibration))
     calibration, _ = images_and_labels(held, "minival", pre)

@@ -27,12 +27,13 @@ import torch
 from torch import nn
 
 from effnet.counting import count
-from effnet.deploy.bench import cpu_peak, time_alternately
+from effnet.kernels import use_fused_kernels
+from effnet.bench import cpu_peak, time_alternately
 from effnet.model import build_model
 from effnet.spec import NetworkSpec
 from effnet.train.allocator import keep_freed_cpu_memory
 from effnet.train.optim import build_optimizer
-from effnet.train.small import fashion_mnist_net
+from effnet.zoo.small import fashion_mnist_net
 
 
 def timm_same_architecture(spec: NetworkSpec) -> nn.Module:
@@ -65,7 +66,7 @@ def train_step(model: nn.Module, batch: int, size: int, in_chans: int, *, compil
                fused: bool = False):
     model = model.train().to(memory_format=torch.channels_last)
     if fused:
-        model.set_fused_kernels(True)
+        use_fused_kernels(model)
     optimizer = build_optimizer("rmsprop_tf", model, 0.01)
     forward = torch.compile(model) if compile else model
     criterion = nn.CrossEntropyLoss(label_smoothing=0.1)

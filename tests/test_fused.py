@@ -1,4 +1,4 @@
-"""The fused CPU kernels (effnet/nn/fused.py) against native PyTorch: BN + activation against
+"""The fused CPU kernels (effnet/kernels) against native PyTorch: BN + activation against
 nn.BatchNorm2d and the activation (outputs, gradients, running statistics, NaN, layouts that
 must fall back, torch.compile, memory saved for the backward), the depthwise convolution with
 TF SAME and symmetric padding, the squeeze-and-excitation backward, whole training steps, and
@@ -16,10 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from effnet.kernels import FusedConvBnAct, FusedSqueezeExcite, use_fused_kernels
+from effnet.kernels import build as kernel_build
+from effnet.kernels import ops as fused
 from effnet.model import build_model
-from effnet.nn import ConvBnAct, SqueezeExcite, fused
+from effnet.nn import ConvBnAct, SqueezeExcite
 from effnet.nn.layers import activation
-from effnet.train.small import fashion_mnist_net
+from effnet.zoo.small import fashion_mnist_net
 
 # Skipped only where there is no C compiler at all; with one, a kernel that fails to build
 # must fail the suite (test_kernels_build_where_there_is_a_compiler), not skip it.
@@ -28,7 +31,14 @@ pytestmark = pytest.mark.skipif(not HAVE_COMPILER, reason="no C compiler to buil
 
 
 def test_kernels_build_where_there_is_a_compiler() -> None:
-    assert fused.available(), fused.unavailable_reason()
+    assert kernel_build.available(), kernel_build.unavailable_reason()
+
+
+def _fused(layer: nn.Module) -> nn.Module:
+    """The layer with the fused kernels swapped in (sharing its parameters)."""
+    holder = nn.Sequential(layer)
+    use_fused_kernels(holder)
+    return holder[0]
 
 
 def _pair(channels: int, momentum: float | None = 0.1) -> tuple[nn.BatchNorm2d, nn.BatchNorm2d]:
@@ -139,7 +149,8 @@ def test_not_applicable_where_it_would_differ(case: str) -> None:
 def test_layer_falls_back_to_native_for_nchw_input() -> None:
     layer = ConvBnAct(4, 8, 3, act="silu", bn_eps=1e-3, bn_momentum=0.01, padding="same").train()
     reference = copy.deepcopy(layer)
-    layer.fused = True
+    layer = _fused(layer)
+    assert isinstance(layer, FusedConvBnAct)
     x = torch.randn(2, 4, 6, 6)  # NCHW: the native path, bit for bit
     assert torch.equal(layer(x), reference(x))
 
@@ -158,8 +169,7 @@ def _saved_bytes(module: nn.Module, x: torch.Tensor) -> int:
 
 def test_saves_one_activation_instead_of_two() -> None:
     native = ConvBnAct(8, 64, 1, act="silu", bn_eps=1e-3, bn_momentum=0.01, padding="same").train()
-    fast = copy.deepcopy(native)
-    fast.fused = True
+    fast = _fused(copy.deepcopy(native))
     x = torch.randn(8, 8, 16, 16).contiguous(memory_format=torch.channels_last)
     activation_bytes = 8 * 64 * 16 * 16 * 4
     native_saved, fused_saved = _saved_bytes(native, x), _saved_bytes(fast, x)
@@ -173,8 +183,8 @@ def test_saves_one_activation_instead_of_two() -> None:
 def test_squeeze_excite_matches_native(shape, frozen, threads) -> None:  # type: ignore[no-untyped-def]
     torch.manual_seed(0)
     native = SqueezeExcite(shape[1], max(1, shape[1] // 4), "silu").train()
-    fast = copy.deepcopy(native)
-    fast.fused = True
+    fast = _fused(copy.deepcopy(native))
+    assert isinstance(fast, FusedSqueezeExcite)
     if frozen:  # a frozen reduce layer gets no gradient, the rest still do
         for module in (native, fast):
             module.reduce.requires_grad_(False)
@@ -211,7 +221,7 @@ def test_depthwise_conv_matches_native(kernel, stride, size, padding, threads) -
     layer = ConvBnAct(channels, channels, kernel, stride, groups=channels, act="silu", bn_eps=1e-3,
                       bn_momentum=0.01, padding=padding).train()
     x = _input((3, channels, size, size + 1))
-    pads = layer._depthwise_pads(x)
+    pads = layer.pads(x)
     assert fused.depthwise_applicable(x, layer.conv)
     x_native, x_fast = x.clone().requires_grad_(), x.clone().requires_grad_()
     weight = layer.conv.weight
@@ -250,7 +260,11 @@ def test_model_training_steps_match_native() -> None:
     torch.manual_seed(0)
     native = _no_dropout(build_model(fashion_mnist_net(0.0))).train().to(memory_format=torch.channels_last)
     fast = copy.deepcopy(native)
-    assert fast.set_fused_kernels(True) == sum(isinstance(m, (ConvBnAct, SqueezeExcite)) for m in fast.modules())
+    layers = sum(isinstance(m, (ConvBnAct, SqueezeExcite)) for m in fast.modules())
+    parameters = [id(p) for p in fast.parameters()]
+    assert use_fused_kernels(fast) == layers > 0
+    assert not any(type(m) in (ConvBnAct, SqueezeExcite) for m in fast.modules())  # every layer swapped
+    assert [id(p) for p in fast.parameters()] == parameters  # the same parameters, not copies
     assert fast.state_dict().keys() == native.state_dict().keys()
     optimizers = [torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9) for m in (native, fast)]
     g = torch.Generator().manual_seed(0)
@@ -273,7 +287,7 @@ def test_model_training_steps_match_native() -> None:
 def test_torch_compile_keeps_the_fused_ops() -> None:
     torch.manual_seed(0)
     eager = _no_dropout(build_model(fashion_mnist_net(0.0))).train().to(memory_format=torch.channels_last)
-    eager.set_fused_kernels(True)
+    use_fused_kernels(eager)
     compiled_model = copy.deepcopy(eager)
     torch._dynamo.reset()
     compiled = torch.compile(compiled_model, fullgraph=True)  # a graph break would raise here
@@ -289,28 +303,83 @@ def test_torch_compile_keeps_the_fused_ops() -> None:
 
 def test_kernel_is_built_once_into_the_cache(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("EFFNET_CACHE", str(tmp_path))
-    fused._build.cache_clear()
+    kernel_build.build.cache_clear()
     try:
-        assert fused.available()
+        assert kernel_build.available()
         built = list((tmp_path / "kernels").iterdir())
         assert len(built) == 1 and built[0].suffix == ".so"  # no scratch files left behind
         stamp = built[0].stat().st_mtime_ns
-        fused._build.cache_clear()
-        assert fused.available() and built[0].stat().st_mtime_ns == stamp
+        kernel_build.build.cache_clear()
+        assert kernel_build.available() and built[0].stat().st_mtime_ns == stamp
     finally:
-        fused._build.cache_clear()
+        kernel_build.build.cache_clear()
 
 
-def test_without_a_compiler_the_model_says_why(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("EFFNET_NO_KERNELS", "1")
-    fused._build.cache_clear()
-    try:
-        assert not fused.available()
-        model = build_model(fashion_mnist_net(0.0))
-        with pytest.raises(RuntimeError, match="EFFNET_NO_KERNELS"):
-            model.set_fused_kernels(True)
-        assert model.set_fused_kernels(False) > 0  # turning it off always works
-    finally:
-        monkeypatch.delenv("EFFNET_NO_KERNELS")
-        fused._build.cache_clear()
-    assert os.environ.get("EFFNET_NO_KERNELS") is None and fused.available()
+@pytest.fixture()
+def fresh_build(monkeypatch, tmp_path):  # type: ignore[no-untyped-def]
+    """A kernel build that sees this test's environment (and an empty kernel cache)."""
+    monkeypatch.setenv("EFFNET_CACHE", str(tmp_path / "cache"))
+    kernel_build.build.cache_clear()
+    yield monkeypatch
+    kernel_build.build.cache_clear()
+
+
+def test_without_a_compiler_the_model_says_why(fresh_build, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    fresh_build.delenv("CC", raising=False)
+    fresh_build.setenv("PATH", str(empty))  # no cc, no gcc: nothing to build with
+    assert not kernel_build.available()
+    assert "no C compiler" in kernel_build.unavailable_reason()
+    model = build_model(fashion_mnist_net(0.0))
+    with pytest.raises(RuntimeError, match="no C compiler"):
+        use_fused_kernels(model)
+    assert not any(isinstance(m, (FusedConvBnAct, FusedSqueezeExcite)) for m in model.modules())
+    assert use_fused_kernels(model, enable=False) == 0  # turning them off always works
+
+
+@pytest.mark.parametrize(("value", "on"), [("0", True), ("false", True), ("", True), ("1", False), ("yes", False)])
+def test_effnet_no_kernels_means_what_it_says(fresh_build, value, on) -> None:  # type: ignore[no-untyped-def]
+    fresh_build.setenv("EFFNET_NO_KERNELS", value)
+    assert kernel_build.available() is on
+    if not on:
+        assert "EFFNET_NO_KERNELS" in kernel_build.unavailable_reason()
+
+
+def test_effnet_no_kernels_with_a_value_it_does_not_know_is_an_error(fresh_build) -> None:  # type: ignore[no-untyped-def]
+    fresh_build.setenv("EFFNET_NO_KERNELS", "maybe")
+    with pytest.raises(ValueError, match="EFFNET_NO_KERNELS='maybe' is not understood"):
+        kernel_build.available()
+
+
+def test_swapping_back_restores_the_native_layers() -> None:
+    model = build_model(fashion_mnist_net(0.0))
+    n = use_fused_kernels(model)
+    assert n > 0 and use_fused_kernels(model, enable=False) == 0
+    assert all(type(m) is not FusedConvBnAct for m in model.modules())
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float64, torch.bfloat16])
+def test_kernels_refuse_other_precisions_instead_of_reading_garbage(dtype) -> None:  # type: ignore[no-untyped-def]
+    conv = nn.Conv2d(8, 8, 3, groups=8, bias=False)
+    x = _input((2, 8, 6, 6)).to(dtype)
+    with pytest.raises(ValueError, match=f"effnet kernel: x is {dtype}"):
+        fused.depthwise(x, conv, (1, 1, 1, 1))
+    with pytest.raises(ValueError, match=f"effnet kernel: x is {dtype}"):
+        fused.batch_norm_act(x, nn.BatchNorm2d(8), "silu")
+    with pytest.raises(ValueError, match=f"effnet kernel: x is {dtype}"):
+        fused.squeeze_excite(x, lambda pooled: pooled, [])
+
+
+def test_kernels_check_shapes_before_touching_memory() -> None:
+    x = _input((2, 8, 6, 6))
+    with pytest.raises(ValueError, match=r"depthwise weight must have shape \(8, 1, 3, 3\)"):
+        fused.depthwise(x, nn.Conv2d(4, 4, 3, groups=4, bias=False), (1, 1, 1, 1))
+    with pytest.raises(ValueError, match="BN weight must have shape"):
+        fused.batch_norm_act(x, nn.BatchNorm2d(5), "silu")
+    with pytest.raises(ValueError, match="must have 4 dimensions"):
+        fused.depthwise(x[0], nn.Conv2d(8, 8, 3, groups=8, bias=False), (1, 1, 1, 1))
+    with pytest.raises(ValueError, match="bad depthwise geometry"):
+        torch.ops.effnet.depthwise_conv(x, torch.zeros(8, 1, 3, 3), 0, 1, 1, 6, 6)
+    with pytest.raises(ValueError, match="gradient must have shape"):
+        torch.ops.effnet.depthwise_conv_backward(torch.zeros(2, 8, 3, 3), x, torch.zeros(8, 1, 3, 3), 1, 1, 1, 6, 6)

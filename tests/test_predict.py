@@ -18,13 +18,10 @@ from PIL import Image
 import effnet
 from effnet.cli import main
 from effnet.predict import ClassScore, expand_inputs, iter_predictions, predict
+from .lite import lite0_pretrained, needs_lite0
 from .test_images import build_corpus
 
 MODEL = "efficientnet_lite0"  # the smallest model: no SE, fast on two CPU cores
-# While effnet.weights is being written it may be a folder without __init__.py (a namespace
-# package, origin None): treat that as missing too.
-_WEIGHTS_SPEC = importlib.util.find_spec("effnet.weights")
-HAS_WEIGHTS = _WEIGHTS_SPEC is not None and _WEIGHTS_SPEC.origin is not None
 
 
 @pytest.fixture(scope="module")
@@ -181,14 +178,12 @@ def test_subprocess_corpus(corpus: tuple[Path, dict[str, bool]]) -> None:
     _check_cli_json(result.stdout, result.stderr, expected)
 
 
-requires_weights = pytest.mark.skipif(
-    not HAS_WEIGHTS,
-    reason="effnet.weights is not there yet (no effnet/weights/__init__.py): real Lite weights cannot be loaded")
+requires_weights = needs_lite0
 
 
 @pytest.fixture(scope="module")
 def lite0() -> torch.nn.Module:
-    return effnet.create_model("efficientnet_lite0", weights="lite0.official")
+    return lite0_pretrained()
 
 
 @requires_weights
@@ -235,10 +230,16 @@ def test_cli_onnx_runtime_agrees_with_torch_and_caches(tmp_path: Path, capsys: p
     by_torch = _run_json([*argv, "--runtime", "torch"], capsys)
     by_onnx = _run_json([*argv, "--runtime", "onnx"], capsys)
     (exported,) = (cache / "onnx").glob("*.onnx")
-    stamp = exported.stat().st_mtime_ns
+    inode = exported.stat().st_ino
+    from effnet.deploy import onnx_cache
+
+    def no_export(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("the cached export should have been reused")
+
+    monkeypatch.setattr(onnx_cache, "export_model", no_export)
     by_auto = _run_json(argv, capsys)  # auto is onnx on the CPU: the cached export is reused
     assert [p.name for p in (cache / "onnx").iterdir()] == [exported.name]
-    assert exported.stat().st_mtime_ns == stamp
+    assert exported.stat().st_ino == inode  # the same file, not a rewritten one
     for a, b, c in zip(by_torch, by_onnx, by_auto):
         assert [s["index"] for s in a["top_k"]] == [s["index"] for s in b["top_k"]] == [s["index"] for s in c["top_k"]]
         for sa, sb in zip(a["top_k"], b["top_k"]):
@@ -260,32 +261,56 @@ def test_runtime_choice() -> None:
 
 def test_interrupted_export_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("onnxruntime")
-    from effnet.deploy import export as export_module
-    from effnet.deploy.runtime import onnx_model_for
+    from effnet.deploy import onnx_cache
+    from effnet.deploy.onnx_cache import onnx_model_for
 
     def broken(model, path, **kwargs):  # type: ignore[no-untyped-def]
         Path(path).write_bytes(b"half an ONNX file")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(export_module, "export_model", broken)
+    monkeypatch.setattr(onnx_cache, "export_model", broken)
     torch.manual_seed(0)
     with pytest.raises(KeyboardInterrupt):
-        onnx_model_for(effnet.create_model("efficientnet_lite0", num_classes=3), resolution=64, cache=tmp_path)
+        onnx_model_for(effnet.create_model("efficientnet_lite0", num_classes=3), resolution=64, folder=tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_onnx_model_matches_eager_and_keeps_preprocessing(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
-    from effnet.deploy.runtime import onnx_model_for
+    from effnet.deploy.onnx_cache import onnx_model_for
 
     torch.manual_seed(0)
     model = effnet.create_model("efficientnet_b0", num_classes=5).eval()
-    onnx_model = onnx_model_for(model, resolution=64, cache=tmp_path)
+    onnx_model = onnx_model_for(model, resolution=64, folder=tmp_path)
     assert onnx_model.preprocessing == model.preprocessing and onnx_model.num_classes == 5
     x = torch.randn(3, 3, 64, 64)
     with torch.no_grad():
         assert (onnx_model(x) - model(x)).abs().max().item() < 1e-4
     # Another model (other weights) gets its own file, not the cached one.
     torch.manual_seed(1)
-    onnx_model_for(effnet.create_model("efficientnet_b0", num_classes=5), resolution=64, cache=tmp_path)
+    onnx_model_for(effnet.create_model("efficientnet_b0", num_classes=5), resolution=64, folder=tmp_path)
     assert len(list(tmp_path.glob("*.onnx"))) == 2
+
+
+def test_onnx_cache_is_bounded_least_recently_used_first(tmp_path: Path) -> None:
+    from effnet.deploy.onnx_cache import prune_cache
+
+    for i, size in enumerate([10, 20, 30, 40]):
+        path = tmp_path / f"m{i}.onnx"
+        path.write_bytes(b"x" * size)
+        os.utime(path, (1000 + i, 1000 + i))  # m3 the most recently used
+    assert {p.name for p in prune_cache(tmp_path, max_files=2, max_bytes=10**6)} == {"m0.onnx", "m1.onnx"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m2.onnx", "m3.onnx"]
+    # By size: 40 + 30 > 60, so only the newest stays; a file asked to be kept stays whatever its age.
+    assert [p.name for p in prune_cache(tmp_path, max_files=9, max_bytes=60, keep=tmp_path / "m2.onnx")] == []
+    assert [p.name for p in prune_cache(tmp_path, max_files=9, max_bytes=45)] == ["m2.onnx"]
+
+
+def test_predict_with_random_weights_adds_nothing_to_the_onnx_cache(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("EFFNET_CACHE", str(tmp_path / "cache"))
+    photo = _photos(tmp_path, 1)[0]
+    for _ in range(2):
+        assert main(["predict", str(photo), "--model", MODEL, "--runtime", "onnx", "--json"]) == 0
+    cached = list((tmp_path / "cache").rglob("*.onnx"))
+    assert cached == [], "random weights can never be reused; their exports must not pile up in the cache"

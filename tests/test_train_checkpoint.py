@@ -47,7 +47,10 @@ def test_a_failed_write_leaves_the_old_checkpoint_intact(tmp_path: Path, monkeyp
 
 def test_loading_refuses_pickled_code_and_speaks_to_the_user(tmp_path: Path) -> None:
     torch.save({"f": Path("x")}, tmp_path / "evil.pt")  # a non-tensor object: rejected by weights_only
-    with pytest.raises(ValueError, match="cannot read checkpoint"):
+    with pytest.raises(ValueError, match=r"refused: loading .*evil.pt would run code \(pathlib"):
         ck.load_checkpoint(tmp_path / "evil.pt")
+    ck.save_checkpoint(tmp_path / "partial.pt", {"epoch": 1})
+    with pytest.raises(ValueError, match="cannot be resumed: it is not a last.pt of `effnet train`"):
+        ck.check_resumable(ck.load_checkpoint(tmp_path / "partial.pt"), tmp_path / "partial.pt")
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         ck.load_checkpoint(tmp_path / "missing.pt")

@@ -63,4 +63,5 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
     assert max_difference(load_checkpoint(tmp_path / "one-live-bn" / "last.pt"),
                           load_checkpoint(tmp_path / "two-live-bn" / "last.pt")) > 1e-4
     # Only rank 0 writes the run folder.
-    assert sorted(p.name for p in (tmp_path / "two").iterdir() if p.suffix == ".pt") == ["best.pt", "last.pt"]
+    assert sorted(p.name for p in (tmp_path / "two").iterdir() if p.suffix == ".pt") == ["last.pt"]
+    assert (tmp_path / "two" / "model.safetensors").is_file()

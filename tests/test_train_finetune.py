@@ -12,16 +12,12 @@ from effnet.train.checkpoint import load_checkpoint
 from effnet.train.config import load_config
 from effnet.train.loop import train
 
+from .lite import lite0_pretrained
 from .test_train_loop import tiny_overrides, write_fake_fashion_mnist
 
 
 def pretrained_lite0():  # type: ignore[no-untyped-def]
-    from effnet import create_model
-
-    try:
-        return create_model("efficientnet_lite0", weights="lite0.official")
-    except Exception as error:  # noqa: BLE001 - any reason the weights are missing
-        pytest.skip(f"lite0.official weights unavailable: {error}")
+    return lite0_pretrained()
 
 
 @pytest.fixture()

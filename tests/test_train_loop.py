@@ -23,12 +23,14 @@ from effnet.train import loop as loop_module
 from effnet.train.checkpoint import load_checkpoint
 from effnet.train.config import load_config
 from effnet.train.loop import NonFiniteLossError, train
+from effnet.weights import read_weights
 
 REPO = Path(__file__).resolve().parent.parent
 SIZE = 12
+MINIVAL = 16  # held out of the fake training set to select the best epoch (96 images stay: 6 steps of 16)
 
 
-def write_fake_fashion_mnist(root: Path, n_train: int = 96, n_test: int = 48, size: int = SIZE) -> Path:
+def write_fake_fashion_mnist(root: Path, n_train: int = 96 + MINIVAL, n_test: int = 48, size: int = SIZE) -> Path:
     """Learnable fake data: each class is a bright square at its own place, plus noise."""
     rng = np.random.default_rng(0)
     root.mkdir(parents=True, exist_ok=True)
@@ -47,7 +49,8 @@ def write_fake_fashion_mnist(root: Path, n_train: int = 96, n_test: int = 48, si
 
 def tiny_overrides(data_root: Path, out_dir: Path, name: str, epochs: int = 4) -> list[str]:
     return [
-        f"data.root={data_root}", f"data.image_size={SIZE}", "data.crop=pad_crop", "data.padding=2",
+        f"data.root={data_root}", f"data.image_size={SIZE}", f"data.minival={MINIVAL}", "data.crop=pad_crop",
+        "data.padding=2",
         "data.batch_augment=true", "model.name=fmnist_s0", "model.width=0.25", "model.depth=0.5",
         "train.batch_size=16", "train.eval_batch_size=64", f"train.epochs={epochs}", "schedule.warmup_epochs=1",
         "train.threads=1", "train.deterministic=true", f"run.out_dir={out_dir}", f"run.name={name}",
@@ -115,7 +118,7 @@ def test_run_folder_metrics_checkpoints_and_eval(data_root: Path, tmp_path: Path
     result = train(load_config(None, overrides + ["optim.lr=0.05"]))
     run = tmp_path / "run"
     assert result.status == "finished" and result.run_dir == run and result.global_step == 3 * 6
-    assert {"config.yaml", "metrics.jsonl", "metrics.csv", "last.pt", "best.pt"} <= {p.name for p in run.iterdir()}
+    assert {"config.yaml", "metrics.jsonl", "metrics.csv", "last.pt", "model.safetensors"} <= {p.name for p in run.iterdir()}
     assert load_config(run / "config.yaml") == load_config(None, overrides + ["optim.lr=0.05"])
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2, 3]
@@ -129,10 +132,21 @@ def test_run_folder_metrics_checkpoints_and_eval(data_root: Path, tmp_path: Path
     assert {"model", "optimizer", "scheduler", "ema", "rng", "config", "spec", "classes"} <= set(ckpt)
     assert records[-1]["train_loss"] < records[0]["train_loss"]  # it learns
 
+    # The trained model: the best minival epoch's EMA weights, with where they came from; the
+    # test set evaluated once, on that model, at the end.
+    _, meta = read_weights(run / "model.safetensors")
+    best = max(records, key=lambda r: r["ema_val_top1"])
+    assert meta.provenance["epochs"] == best["epoch"] and meta.provenance["val_top1"] == best["ema_val_top1"]
+    assert meta.provenance["weights"] == "EMA" and meta.provenance["selected_on"] == "minival"
+    assert meta.provenance["minival_images"] == MINIVAL and meta.spec.name == "fmnist_s0_w0.25_d0.5"
+    assert meta.provenance["test_top1"] == pytest.approx(result.test["top1"])
+    assert all("test_top1" not in r for r in records)  # model selection never saw the test set
+
     out = tmp_path / "eval"
     assert cli_main(["eval", str(run), "--out", str(out), "--json"]) == 0
     report = json.loads((out / "eval.json").read_text())
     assert report["images"] == 48 and len(report["per_class"]) == 10 and report["weights"] == "EMA"
+    assert report["top1"] == pytest.approx(result.test["top1"])  # the same model on the same test set
     assert 0 <= report["top1"] <= report["top5"] <= 100
     assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -219,7 +233,7 @@ def test_train_a_spec_directly_and_validate_direct_edits(data_root: Path, tmp_pa
                                                          restore_torch_globals) -> None:  # type: ignore[no-untyped-def]
     from effnet.scaling import scale
     from effnet.train.config import ConfigError
-    from effnet.train.small import fashion_mnist_base
+    from effnet.zoo.small import fashion_mnist_base
 
     spec = scale(fashion_mnist_base(), width=0.25, depth=0.5, name="my_net")
     overrides = [o for o in tiny_overrides(data_root, tmp_path, "spec", epochs=1) if not o.startswith("model.")]
@@ -233,13 +247,13 @@ def test_train_a_spec_directly_and_validate_direct_edits(data_root: Path, tmp_pa
 
 def test_cpu_training_uses_the_fused_kernel_and_agrees_with_native(data_root: Path, tmp_path: Path, monkeypatch,
                                                                    restore_torch_globals) -> None:  # type: ignore[no-untyped-def]
-    from effnet.nn import fused
+    from effnet.kernels import ops
 
     if not (os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")):
         pytest.skip("no C compiler to build effnet's CPU kernels")
     calls = []
-    original = fused.batch_norm_act
-    monkeypatch.setattr(fused, "batch_norm_act", lambda *a: calls.append(1) or original(*a))
+    original = ops.batch_norm_act
+    monkeypatch.setattr(ops, "batch_norm_act", lambda *a: calls.append(1) or original(*a))
     runs = {}
     for mode in ("auto", "native"):
         overrides = tiny_overrides(data_root, tmp_path, mode, epochs=1) + ["model.channels_last=true",
@@ -254,11 +268,11 @@ def test_cpu_training_uses_the_fused_kernel_and_agrees_with_native(data_root: Pa
 
 def test_fused_kernels_required_but_unavailable_is_a_config_error(data_root: Path, tmp_path: Path, monkeypatch,
                                                                  restore_torch_globals) -> None:  # type: ignore[no-untyped-def]
-    from effnet.nn import fused
+    from effnet.kernels.build import build
     from effnet.train.config import ConfigError
 
     monkeypatch.setenv("EFFNET_NO_KERNELS", "1")
-    fused._build.cache_clear()
+    build.cache_clear()
     try:
         overrides = tiny_overrides(data_root, tmp_path, "nokernel", epochs=1) + ["model.kernels=fused"]
         with pytest.raises(ConfigError, match="model.kernels=fused: .*EFFNET_NO_KERNELS"):
@@ -268,4 +282,14 @@ def test_fused_kernels_required_but_unavailable_is_a_config_error(data_root: Pat
         assert result.status == "finished"
     finally:
         monkeypatch.delenv("EFFNET_NO_KERNELS")
-        fused._build.cache_clear()
+        build.cache_clear()
+
+
+def test_fused_kernels_without_channels_last_say_why_they_fall_back(data_root: Path, tmp_path: Path, capsys,
+                                                                     restore_torch_globals) -> None:  # type: ignore[no-untyped-def]
+    overrides = tiny_overrides(data_root, tmp_path, "nhwc", epochs=1) + ["model.kernels=fused",
+                                                                         "model.channels_last=false"]
+    with pytest.warns(UserWarning, match="falling back to native ops because model.channels_last=false"):
+        result = train(load_config(None, overrides))
+    assert result.status == "finished"
+    assert "set model.channels_last=true" in capsys.readouterr().err

@@ -47,7 +47,7 @@ def parse_stage(text: str) -> StageSpec:
     for position, token in enumerate(tokens):
         def fail(why: str) -> BlockStringError:
             return BlockStringError(
-                f"block string {text!r}: field {position} ({token!r}): {why}. "
+                f"block string {text!r}: field {position} ({token!r}): {why}. "  # noqa: B023 - used in this iteration
                 "Expected e.g. 'r1_k3_s11_e1_i32_o16_se0.25' (r=repeats, k=kernel, s=strides, "
                 "e=expand ratio, i=in, o=out, se=SE ratio, optional 'noskip')"
             )

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 from PIL import Image
 from torch import nn
 
 from .data.images import limit_aspect, to_rgb
 from .data.transforms import transforms_for
-from .predict import resolve_device
+from .device import resolve_device
 
 
 @dataclass(frozen=True)
@@ -86,8 +88,6 @@ def _as_seen(x: torch.Tensor, transform: nn.Module) -> Image.Image:
 
 def overlay(image: Image.Image, heatmap: np.ndarray, colormap: str = "jet", alpha: float = 0.5) -> Image.Image:
     """The heatmap coloured with a matplotlib colormap and blended over the image."""
-    from matplotlib import colormaps
-
     colours = colormaps[colormap](heatmap)[..., :3]  # H x W x RGBA in 0..1
     base = np.asarray(image.convert("RGB"), dtype=np.float64) / 255
     blended = (1 - alpha) * base + alpha * colours
@@ -97,8 +97,6 @@ def overlay(image: Image.Image, heatmap: np.ndarray, colormap: str = "jet", alph
 def save_cam(cam: ClassActivationMap, path: str, colormap: str = "jet", alpha: float = 0.5,
              title: str | None = None) -> None:
     """A two-panel PNG in the style of the paper's Figure 7: the input, and the CAM over it."""
-    from matplotlib.figure import Figure
-
     # Figure directly, not pyplot: no global figure state, no GUI backend needed.
     fig = Figure(figsize=(8, 4.4), dpi=100, layout="constrained")
     left, right = fig.subplots(1, 2)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .spec import NetworkSpec, StageSpec
+from .spec import SpecError, NetworkSpec, StageSpec
 
 _OPERATOR = {"mbconv": "MBConv", "ds": "DSConv", "bottleneck": "Bottleneck", "conv": "Conv"}
 
@@ -110,6 +110,8 @@ def count(spec: NetworkSpec, resolution: int | tuple[int, int] | None = None) ->
     """Parameters and multiply-adds of ``spec`` at ``resolution`` (default: its own)."""
     size = resolution if resolution is not None else spec.resolution
     h, w = (size, size) if isinstance(size, int) else size
+    if any(isinstance(side, bool) or not isinstance(side, int) or side < 1 for side in (h, w)):
+        raise SpecError(f"resolution must be a positive number of pixels, got {size!r}")
     rows: list[StageRow] = []
     total = Cost()
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .nn import BLOCKS, BlockArgs, ConvBnAct, SqueezeExcite, fused
+from .nn import BLOCKS, BlockArgs, ConvBnAct
 from .preprocessing import Preprocessing
 from .spec import NetworkSpec, SpecError
 
@@ -82,21 +82,6 @@ class _Trunk(nn.Module):
         """Recompute each stage's activations in the backward pass instead of storing them:
         less training memory, same results, about one extra forward of compute."""
         self.grad_checkpointing = enable
-
-    def set_fused_kernels(self, enable: bool = True) -> int:
-        """Train with effnet's fused CPU kernels (``effnet.nn.fused``): each BN + activation as
-        one kernel, its own depthwise convolution, and a two-pass squeeze-and-excitation
-        backward. Same results to float
-        rounding, fewer passes over memory, less memory saved for the backward. Layers outside
-        their scope (CUDA, autocast, NCHW input, torch.compile for SE) keep the native ops, as
-        do evaluation and export. Returns how many layers they cover; raises if the kernels
-        could not be built here."""
-        if enable and not fused.available():
-            raise RuntimeError(f"fused CPU kernels are unavailable: {fused.unavailable_reason()}")
-        layers = [m for m in self.modules() if isinstance(m, (ConvBnAct, SqueezeExcite))]
-        for layer in layers:
-            layer.fused = enable
-        return len(layers)
 
     def _run_stage(self, stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
         if self.grad_checkpointing and self.training and torch.is_grad_enabled():

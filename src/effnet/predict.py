@@ -25,6 +25,7 @@ from torch import nn
 
 from .data.images import IMAGE_EXTENSIONS, ImageError, limit_aspect, load_image, to_rgb
 from .data.transforms import transforms_for
+from .device import resolve_device
 
 ImageInput = Union[str, "os.PathLike[str]", Image.Image]
 
@@ -56,16 +57,6 @@ class PredictionRecord:
             "top_k": [score._asdict() for score in self.top_k] if self.ok else None,
             "error": self.error,
         }
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` means CUDA when it is available, else the CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r} was asked for but CUDA is not available here; use 'cpu'")
-    return device
 
 
 def expand_inputs(inputs: ImageInput | Iterable[ImageInput]) -> list[tuple[str, ImageInput]]:

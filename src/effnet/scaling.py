@@ -15,6 +15,9 @@ from .spec import HeadSpec, NetworkSpec, SpecError, StageSpec
 
 ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15  # the paper's grid-search result for B0 (section 4)
 DEFAULT_CONSTRAINT_TOLERANCE = 0.1
+# No multiplier past this: L2, the largest published EfficientNet, is width 4.3, depth 5.3;
+# a 64x deeper network has thousands of blocks, and much more cannot be counted or built.
+MAX_MULTIPLIER = 64.0
 
 
 def round_filters(filters: int, width: float | None, divisor: int = 8) -> int:
@@ -45,6 +48,13 @@ class Multipliers:
     width: float = 1.0
     depth: float = 1.0
     resolution: float = 1.0
+
+    def __post_init__(self) -> None:
+        for dimension in ("width", "depth", "resolution"):
+            value = getattr(self, dimension)
+            if not (math.isfinite(value) and 0 < value <= MAX_MULTIPLIER):
+                raise SpecError(f"{dimension} multiplier {value:g} is out of range: it must be > 0 and at most "
+                                f"{MAX_MULTIPLIER:g} (B7 is width 2.0, depth 3.1)")
 
     @property
     def flops_ratio(self) -> float:
@@ -79,7 +89,14 @@ def compound_coefficients(phi: float, alpha: float = ALPHA, beta: float = BETA,
     """
     if tolerance is not None:
         check_constraint(alpha, beta, gamma, tolerance)
-    return Multipliers(width=beta**phi, depth=alpha**phi, resolution=gamma**phi)
+    try:
+        width, depth, resolution = beta**phi, alpha**phi, gamma**phi
+    except OverflowError:
+        width = depth = resolution = math.inf
+    if not all(math.isfinite(m) and 0 < m <= MAX_MULTIPLIER for m in (width, depth, resolution)):
+        raise SpecError(f"phi={phi:g} is out of range: it would scale depth by {alpha:g}^{phi:g}; every multiplier "
+                        f"must stay within {MAX_MULTIPLIER:g}x (B7 is phi ~6)")
+    return Multipliers(width=width, depth=depth, resolution=resolution)
 
 
 def scale(spec: NetworkSpec, width: float = 1.0, depth: float = 1.0,
@@ -90,8 +107,8 @@ def scale(spec: NetworkSpec, width: float = 1.0, depth: float = 1.0,
     ``resolution`` is the new input size in pixels (default: unchanged). Parts that the
     spec's :class:`~effnet.spec.ScalingPolicy` fixes are left alone.
     """
-    if not width > 0 or not depth > 0:
-        raise SpecError(f"width and depth multipliers must be > 0, got {width}, {depth}")
+    if not 0 < width <= MAX_MULTIPLIER or not 0 < depth <= MAX_MULTIPLIER:
+        raise SpecError(f"width and depth multipliers must be > 0 and at most {MAX_MULTIPLIER:g}, got {width}, {depth}")
     policy = spec.scaling_policy
 
     def filters(channels: int) -> int:
@@ -137,6 +154,6 @@ def scaled_resolution(base: int, multiplier: float) -> int:
 
 
 __all__ = [
-    "ALPHA", "BETA", "GAMMA", "Multipliers", "check_constraint", "compound_coefficients",
+    "ALPHA", "BETA", "GAMMA", "MAX_MULTIPLIER", "Multipliers", "check_constraint", "compound_coefficients",
     "compound_scale", "round_filters", "round_repeats", "scale", "scale_by", "scaled_resolution",
 ]

@@ -157,6 +157,8 @@ class NetworkSpec:
             raise SpecError(f"drop_path_rate must be in [0, 1), got {self.drop_path_rate}")
         if not self.bn_eps > 0:
             raise SpecError(f"bn_eps must be > 0, got {self.bn_eps}")
+        if not 0 < self.bn_momentum <= 1:
+            raise SpecError(f"bn_momentum must be in (0, 1] (PyTorch convention), got {self.bn_momentum}")
         previous = self.stem.channels
         for i, stage in enumerate(self.stages):
             if stage.in_channels != previous:
@@ -169,6 +171,14 @@ class NetworkSpec:
     @property
     def num_blocks(self) -> int:
         return sum(s.repeats for s in self.stages)
+
+    @property
+    def total_stride(self) -> int:
+        """How many times the network shrinks its input (32 for B0, 4 for the 28 px nets)."""
+        stride = self.stem.reduction
+        for stage in self.stages:
+            stride *= stage.stride
+        return stride
 
     @property
     def num_features(self) -> int:

@@ -12,6 +12,7 @@ import importlib
 import pkgutil
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ..spec import SpecError
 from ..zoo import UnknownModelError
@@ -25,10 +26,17 @@ def command_names() -> list[str]:
     return sorted(found, key=lambda name: (ORDER.index(name) if name in ORDER else len(ORDER), name))
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors: what was wrong and where the help is."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="effnet", description="EfficientNet as data: models, scaling, weights, training, experiments.")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
     for name in command_names():
         importlib.import_module(f"{__name__}.{name}").add_parser(subparsers)
     return parser
@@ -36,11 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # a usage error (one line, status 2) or --help (status 0)
+        return int(exit_.code or 0)
     try:
         return int(args.func(args) or 0)
-    except (SpecError, UnknownModelError, FileNotFoundError, ValueError) as error:
-        print(f"effnet {args.command}: error: {error}", file=sys.stderr)
+    except (SpecError, UnknownModelError, FileNotFoundError, ValueError, ImportError) as error:
+        # One line: a multi-line message (weights that do not fit list their keys) is joined.
+        print(f"effnet {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"effnet {args.command}: interrupted", file=sys.stderr)

@@ -8,7 +8,16 @@ import json
 import sys
 from pathlib import Path
 
-from ..deploy.contestants import INFERENCE_PATHS, TRAIN_PATHS, Setting
+from ..bench import INFERENCE_PATHS, TRAIN_PATHS, Setting, run_bench, to_markdown
+from ..data.transforms import input_size
+from ..zoo import get_spec
+from ._model import WEIGHTS_HELP, load_model, positive_int
+
+
+def _native_resolution(model: str | None, weights: str | None) -> int:
+    if weights is None:
+        return get_spec(model).resolution  # type: ignore[arg-type]
+    return input_size(load_model(model, weights))
 
 
 def _list(value: str) -> list[str]:
@@ -17,8 +26,12 @@ def _list(value: str) -> list[str]:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("bench", help="latency, throughput, training speed and memory against timm/torchvision")
-    p.add_argument("model", nargs="?", default="efficientnet_b0")
-    p.add_argument("--resolution", type=int, default=224)
+    p.add_argument("model", nargs="?", default=None,
+                   help="a registered model (default: efficientnet_b0, or the network --weights carries)")
+    p.add_argument("--weights", default=None, help=WEIGHTS_HELP.replace("useful for testing only", "speed does not "
+                                                                        "depend on them"))
+    p.add_argument("--resolution", type=positive_int, default=None,
+                   help="image size (default: the model's own resolution)")
     p.add_argument("--threads", type=int, default=2, help="torch and onnxruntime intra-op threads (same for all)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="cuda: every contestant on the GPU in bf16 autocast and channels_last; the onnxruntime "
@@ -43,15 +56,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..deploy.bench import run_bench, to_markdown
-    from ..zoo import get_spec
-
-    get_spec(args.model)  # an unknown name fails here, with suggestions, before any work
+    model = args.model or (None if args.weights else "efficientnet_b0")
+    if model is not None:
+        get_spec(model)  # an unknown name fails here, with suggestions, before any work
     unknown = [p for p in args.inference if p not in INFERENCE_PATHS] + [p for p in args.training if p not in TRAIN_PATHS]
     if unknown:
         raise ValueError(f"unknown path(s) {unknown}; inference paths: {', '.join(INFERENCE_PATHS)}; "
                          f"training paths: {', '.join(TRAIN_PATHS)}")
-    setting = Setting(args.model, args.resolution, args.threads, device=args.device)
+    setting = Setting(model, args.weights, args.resolution or _native_resolution(model, args.weights), args.threads,
+                      device=args.device)
     try:
         report = run_bench(setting, peers=args.peers, inference=args.inference, training=args.training,
                            latency_batch=args.latency_batch, throughput_batch=args.throughput_batch,

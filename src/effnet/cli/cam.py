@@ -8,9 +8,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from matplotlib import colormaps
+
+from ..cam import class_activation_map, save_cam
 from ..data.images import ImageError, load_image
-from ..predict import resolve_device
-from .predict import add_model_arguments, load_model
+from ..device import resolve_device
+from ._model import add_model_arguments, load_model, model_label
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -26,18 +29,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        from matplotlib import colormaps
-    except ImportError:
-        raise ValueError("effnet cam draws with matplotlib: pip install 'effnet[plots]'") from None
-    from ..cam import class_activation_map, save_cam
-
     if args.colormap not in colormaps:
         raise ValueError(f"unknown colormap {args.colormap!r}; try jet, turbo, viridis or inferno")
     if not 0 <= args.alpha <= 1:
         raise ValueError(f"--alpha must be between 0 and 1, got {args.alpha}")
     device = resolve_device(args.device)
-    model = load_model(args)
+    model = load_model(args.model, args.weights)
     try:
         image = load_image(args.image)
     except ImageError as error:
@@ -46,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     cam = class_activation_map(image, model, args.class_index, device)
     try:
         save_cam(cam, args.out, args.colormap, args.alpha,
-                 title=f"{args.model} ({args.weights or 'random weights'}): {args.image}")
+                 title=f"{model_label(model, args.weights)}: {args.image}")
     except OSError as error:
         raise ValueError(f"cannot write {args.out}: {' '.join(str(error).split())}") from None
     print(f"{args.out}: CAM of class {cam.class_index} ({cam.class_name}), p = {cam.probability:.1%}")

@@ -6,8 +6,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from torch import nn
+
+from ..data.transforms import input_size
+from ..deploy.calibration import folder_images, sample_photos
 from ..deploy.export import FORMATS, SUFFIXES, export_model, max_abs_diff
+from ..deploy.quantize import agreement, quantize_onnx
+from ..deploy.runtime import OnnxRunner
 from ._format import print_json
+from ._model import WEIGHTS_HELP, load_model, positive_int
 
 # The largest |exported - eager| we accept: float32 rounding through ~80 layers stays far below.
 TOLERANCE = 1e-4
@@ -15,11 +22,12 @@ TOLERANCE = 1e-4
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("export", help="export a model to ONNX / TorchScript / ExportedProgram (int8 optional)")
-    p.add_argument("model", help="a registered model name (see `effnet models`)")
-    p.add_argument("--weights", help="weights tag or file (see create_model); default: random weights")
+    p.add_argument("model", nargs="?", default=None,
+                   help="a registered model name (see `effnet models`); optional when --weights names its network")
+    p.add_argument("--weights", help=WEIGHTS_HELP)
     p.add_argument("--format", choices=FORMATS, default="onnx")
     p.add_argument("--output", "-o", required=True, help=f"file to write ({', '.join(f'{k}: {v}' for k, v in SUFFIXES.items())})")
-    p.add_argument("--resolution", type=int, help="image size (default: the weights' or the model's own)")
+    p.add_argument("--resolution", type=positive_int, help="image size (default: the weights' or the model's own)")
     p.add_argument("--dynamic", action="store_true",
                    help="any image size (SAME pads computed in the graph); default: fixed size, any batch")
     p.add_argument("--no-fold", action="store_true", help="keep BatchNorm layers instead of folding them into convs")
@@ -31,24 +39,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _resolution(model: object, given: int | None) -> int:
-    if given:
-        return given
-    pre = getattr(model, "preprocessing", None)
-    if pre is not None:
-        return int(pre.input_size)
-    spec = getattr(model, "spec", None)
-    return int(spec.resolution) if spec is not None else 224
-
-
 def _check_sizes(resolution: int, dynamic: bool) -> list[int | tuple[int, int]]:
     # A dynamic export must be exact at odd and even sides it was not traced at.
     return [resolution, (resolution + 1, resolution + 2), (resolution // 2 + 1, resolution // 2)] if dynamic else [resolution]
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..factory import create_model
-
     if args.int8 and (args.format != "onnx" or args.dynamic):
         raise ValueError("--int8 needs --format onnx without --dynamic (static quantisation needs fixed pads)")
     if args.calibration and not args.int8:
@@ -56,11 +52,11 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if args.format == "exported-program" and output.suffix != ".pt2":
         raise ValueError(f"an ExportedProgram file must end in .pt2 (torch.export.load insists); got {output.name}")
-    model = create_model(args.model, weights=args.weights).eval()
-    resolution = _resolution(model, args.resolution)
+    model = load_model(args.model, args.weights).eval()
+    resolution = args.resolution or input_size(model)
     result = export_model(model, output, format=args.format, resolution=resolution, dynamic=args.dynamic,
                           fold=not args.no_fold)
-    record: dict[str, object] = {"model": args.model, "format": args.format, "output": str(output),
+    record: dict[str, object] = {"model": model.spec.name, "weights": args.weights, "format": args.format, "output": str(output),
                                  "resolution": resolution, "dynamic": args.dynamic,
                                  "size_mb": round(output.stat().st_size / 2**20, 2)}
     if not args.no_check:
@@ -80,13 +76,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _quantize(model: object, fp32: Path, int8: Path, resolution: int, folder: str | None) -> dict[str, object]:
-    from ..deploy.calibration import folder_images, sample_photos
-    from ..deploy.quantize import agreement, quantize_onnx
-    from ..deploy.runtime import OnnxRunner
-
-    images = (folder_images(model, folder, resolution=resolution) if folder  # type: ignore[arg-type]
-              else sample_photos(model, 64, resolution=resolution))  # type: ignore[arg-type]
+def _quantize(model: nn.Module, fp32: Path, int8: Path, resolution: int, folder: str | None) -> dict[str, object]:
+    images = (folder_images(model, folder, resolution=resolution) if folder
+              else sample_photos(model, 64, resolution=resolution))
     # Calibrate on half, check agreement with fp32 on the other half (images it did not see).
     half = max(1, len(images) // 2)
     quantize_onnx(fp32, int8, images[:half])

@@ -16,37 +16,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ..factory import create_model
-from ..predict import PredictionRecord, expand_inputs, iter_predictions, resolve_device
+from ..deploy.fuse import optimize_for_inference
+from ..deploy.onnx_cache import onnx_model_for
+from ..device import resolve_device
+from ..predict import PredictionRecord, expand_inputs, iter_predictions
 from ._format import console, print_json
-
-
-def add_model_arguments(p: argparse.ArgumentParser) -> None:
-    """--model, --weights and --device, shared with `effnet cam`."""
-    p.add_argument("--model", required=True, metavar="NAME", help="a model name from `effnet models`")
-    p.add_argument("--weights", metavar="W", default=None,
-                   help="a registered weights tag (e.g. lite0.official), a .safetensors/.pth file or "
-                        "hf-hub:ORG/REPO (default: random weights, useful for testing only)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default=None,
-                   help="where to run (default: cuda when available, else cpu)")
-
-
-def load_model(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """The model the arguments name; failures become a ValueError, which the CLI reports as
-    one line with exit status 2."""
-    try:
-        return create_model(args.model, weights=args.weights)
-    except (ImportError, OSError, RuntimeError) as error:
-        # e.g. an optional weights package that is not installed, an unreadable file.
-        message = " ".join(str(error).split())
-        raise ValueError(f"cannot create {args.model} with weights {args.weights}: {message}") from None
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+from ._model import add_model_arguments, load_model, model_label, positive_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -82,27 +57,24 @@ def choose_runtime(requested: str, device: torch.device) -> str:
     return "onnx"
 
 
-def runtime_model(model, runtime: str):  # type: ignore[no-untyped-def]
+def runtime_model(model, runtime: str, *, cache: bool = True):  # type: ignore[no-untyped-def]
     """The model as the chosen runtime runs it; both give the same classes (ONNX within
-    ~1e-5 of PyTorch in logits), with the model's own preprocessing."""
+    ~1e-5 of PyTorch in logits), with the model's own preprocessing. ``cache=False`` (random
+    weights, never saved) exports to a temporary file instead of the ONNX cache."""
     if runtime == "onnx":
-        from ..deploy.runtime import onnx_model_for
-
         try:
-            return onnx_model_for(model)
+            return onnx_model_for(model, cache=cache)
         except (RuntimeError, ValueError) as error:
             message = " ".join(str(error).split())
             name = model.spec.name if getattr(model, "spec", None) is not None else type(model).__name__
             raise ValueError(f"cannot export {name} to ONNX ({message}); use --runtime torch") from None
-    from ..deploy.fuse import optimize_for_inference
-
     return optimize_for_inference(model)
-
-
 
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)  # a ValueError here is a usage error (exit 2)
-    model = runtime_model(load_model(args), choose_runtime(args.runtime, device))
+    loaded = load_model(args.model, args.weights)
+    label = model_label(loaded, args.weights)
+    model = runtime_model(loaded, choose_runtime(args.runtime, device), cache=args.weights is not None)
     items = expand_inputs(args.paths)
     err = Console(stderr=True)
     records: list[PredictionRecord] = []
@@ -125,17 +97,17 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json([r.to_dict() for r in records])
     else:
-        _print_records(records, args)
+        _print_records(records, label, args.top_k)
     if failed:
         print(f"effnet predict: {failed} of {len(records)} files failed", file=sys.stderr)
     return 1 if failed else 0
 
 
-def _print_records(records: list[PredictionRecord], args: argparse.Namespace) -> None:
+def _print_records(records: list[PredictionRecord], label: str, top_k: int) -> None:
     good = [r for r in records if r.ok]
     if not good:
         return
-    table = Table(title=f"{args.model} ({args.weights or 'random weights'}): top-{args.top_k}")
+    table = Table(title=f"{label}: top-{top_k}")
     table.add_column("file")
     table.add_column("class")
     table.add_column("index", justify="right")

@@ -8,12 +8,13 @@ from ..blockstring import format_stage
 from ..counting import count
 from ..zoo import get_spec
 from ._format import billions, exact, print_json, print_table
+from ._model import positive_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("show", help="per-stage table of a model (paper Table 1)")
     p.add_argument("name", help="a model name from `effnet models`")
-    p.add_argument("--resolution", type=int, default=None, help="input size (default: the model's own)")
+    p.add_argument("--resolution", type=positive_int, default=None, help="input size (default: the model's own)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 

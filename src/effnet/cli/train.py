@@ -9,6 +9,11 @@ import argparse
 import sys
 from pathlib import Path
 
+import yaml
+
+from ..train.config import apply_overrides, from_dict, read_file
+from ..train.loop import NonFiniteLossError, resolve_resume, train
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -26,11 +31,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import yaml
-
-    from ..train.config import apply_overrides, from_dict, read_file
-    from ..train.loop import NonFiniteLossError, resolve_resume, train
-
     overrides = list(args.overrides) + ([f"data.root={args.data_dir}"] if args.data_dir else [])
     resume = None
     data: dict = {}

@@ -87,7 +87,7 @@ def class_names(dataset: Dataset) -> tuple[str, ...]:
     """Class names of a dataset, seen through Subset/Transformed wrappers."""
     while isinstance(dataset, (Subset, Transformed)):
         dataset = dataset.dataset if isinstance(dataset, Subset) else dataset.base
-    return tuple(getattr(dataset, "classes"))
+    return tuple(dataset.classes)
 
 
 def load_split(name: str, split: str, root: str | os.PathLike[str] | None = None, *,

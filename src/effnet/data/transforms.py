@@ -21,10 +21,14 @@ def interpolation_mode(name: str) -> InterpolationMode:
 
 
 def eval_transform(pre: Preprocessing) -> T.Compose:
-    """PIL image (or uint8 tensor) -> normalised float tensor, as the weights were evaluated."""
+    """PIL image (or uint8 tensor) -> normalised float tensor, as the weights were evaluated.
+    One mean per channel: with a single one (a grey model, Fashion-MNIST) colour images are
+    turned grey first (ITU-R 601 luma, as PIL's "L")."""
     resize = int(math.floor(pre.input_size / pre.crop_fraction))
+    grey = [T.Grayscale(1)] if len(pre.mean) == 1 else []
     return T.Compose([
         T.ToImage(),
+        *grey,
         T.Resize(resize, interpolation=_MODES[pre.interpolation], antialias=True),
         T.CenterCrop(pre.input_size),
         T.ToDtype(torch.float32, scale=True),
@@ -37,14 +41,26 @@ def default_preprocessing(resolution: int) -> Preprocessing:
     return Preprocessing.tf_efficientnet(resolution)
 
 
+def preprocessing_for(model: torch.nn.Module) -> Preprocessing:
+    """How inputs to ``model`` must be prepared: its weights' preprocessing when they carry
+    one, else the official TF eval preprocessing at the spec's resolution (224 without a
+    spec). The one place that decides a model's input size."""
+    pre = getattr(model, "preprocessing", None)
+    if pre is not None:
+        return pre
+    spec = getattr(model, "spec", None)
+    return default_preprocessing(spec.resolution if spec is not None else 224)
+
+
+def input_size(model: torch.nn.Module) -> int:
+    """The image side ``model`` expects (see :func:`preprocessing_for`)."""
+    return int(preprocessing_for(model).input_size)
+
+
 def transforms_for(model: torch.nn.Module) -> T.Compose:
     """The eval transform that matches a model's weights (from their metadata), or the
     official TF eval preprocessing at the model's native resolution."""
-    pre = getattr(model, "preprocessing", None)
-    if pre is None:
-        spec = getattr(model, "spec", None)
-        pre = default_preprocessing(spec.resolution if spec is not None else 224)
-    return eval_transform(pre)
+    return eval_transform(preprocessing_for(model))
 
 
 AUTO_AUGMENTS = ("autoaugment", "randaugment")

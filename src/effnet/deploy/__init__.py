@@ -1,18 +1,20 @@
 """Deployment: export (ONNX, TorchScript, ExportedProgram), fast inference (BN folding,
-channels_last, torch.compile, onnxruntime), int8 quantisation and benchmarks.
+channels_last, torch.compile, onnxruntime and its export cache) and int8 quantisation.
 
-onnxruntime, timm and torchvision are imported only by the functions that need them.
+onnxruntime is imported only by the functions that need it. Benchmarks live in
+``effnet.bench``.
 """
 
 from .export import FORMATS, ExportResult, export_model, max_abs_diff
 from .fuse import channels_last, fuse_bn, optimize_for_inference
+from .onnx_cache import model_fingerprint, onnx_model_for, prune_cache
 from .padding import FixedPadConv2d, TraceableSameConv2d, freeze_same_padding, traceable_same_padding
 from .quantize import Agreement, agreement, quantize_onnx
-from .runtime import OnnxModel, OnnxRunner, cache_dir, onnx_model_for, session_options
+from .runtime import OnnxModel, OnnxRunner, session_options
 
 __all__ = [
     "FORMATS", "Agreement", "ExportResult", "FixedPadConv2d", "OnnxModel", "OnnxRunner", "TraceableSameConv2d",
     "agreement", "channels_last", "export_model", "freeze_same_padding", "fuse_bn", "max_abs_diff",
-    "cache_dir", "onnx_model_for", "optimize_for_inference", "quantize_onnx", "session_options",
-    "traceable_same_padding",
+    "model_fingerprint", "onnx_model_for", "optimize_for_inference", "prune_cache", "quantize_onnx",
+    "session_options", "traceable_same_padding",
 ]

@@ -16,14 +16,15 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ..data.images import IMAGE_EXTENSIONS, load_image
+from ..data.transforms import default_preprocessing, eval_transform, transforms_for
+
 # scikit-image's colour photographs (not its synthetic or greyscale images).
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry",
                   "retina", "cat", "colorwheel", "logo", "motorcycle_left", "motorcycle_right")
 
 
 def _transform(model: nn.Module, resolution: int | None):  # type: ignore[no-untyped-def]
-    from ..data.transforms import default_preprocessing, eval_transform, transforms_for
-
     if resolution is None:
         return transforms_for(model)
     pre = getattr(model, "preprocessing", None) or default_preprocessing(resolution)
@@ -75,8 +76,6 @@ def sample_photos(model: nn.Module, count: int, *, resolution: int | None = None
 def folder_images(model: nn.Module, folder: str | Path, *, resolution: int | None = None,
                   limit: int = 256) -> np.ndarray:
     """Up to ``limit`` images from ``folder`` (recursively), prepared for ``model``."""
-    from ..data.images import IMAGE_EXTENSIONS, load_image
-
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"calibration folder {folder} does not exist")

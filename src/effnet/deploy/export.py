@@ -17,6 +17,7 @@ from torch import nn
 
 from .fuse import fuse_bn
 from .padding import freeze_same_padding, traceable_same_padding
+from .runtime import OnnxRunner
 
 FORMATS = ("onnx", "torchscript", "exported-program")
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt", "exported-program": ".pt2"}
@@ -45,12 +46,7 @@ def total_stride(model: nn.Module) -> int:
     """How many times the network shrinks its input (32 for B0; 4 for the 28 px Fashion-MNIST
     nets), from its spec; 32 when the model has none."""
     spec = getattr(model, "spec", None)
-    if spec is None:
-        return 32
-    stride = spec.stem.reduction
-    for stage in spec.stages:
-        stride *= stage.stride
-    return stride
+    return spec.total_stride if spec is not None else 32
 
 
 def prepare(model: nn.Module, resolution: int, *, dynamic: bool, fold: bool = True) -> nn.Module:
@@ -109,6 +105,8 @@ def export_model(model: nn.Module, path: str | Path, *, format: str = "onnx", re
     """
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
+        raise ValueError(f"resolution must be a positive number of pixels, got {resolution!r}")
     reduction = total_stride(model)
     if resolution < reduction:
         raise ValueError(f"resolution {resolution} is too small: this network reduces the image {reduction}x; "
@@ -130,8 +128,6 @@ def export_model(model: nn.Module, path: str | Path, *, format: str = "onnx", re
 def load_exported(path: str | Path, format: str):  # type: ignore[no-untyped-def]
     """A callable (tensor -> tensor) for an exported file, for checking it."""
     if format == "onnx":
-        from .runtime import OnnxRunner
-
         runner = OnnxRunner(path)
         return lambda x: torch.from_numpy(runner(x.numpy()))
     if format == "torchscript":

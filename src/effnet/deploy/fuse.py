@@ -10,6 +10,7 @@ can no longer be trained: BN's running statistics are gone.
 from __future__ import annotations
 
 import copy
+import warnings
 
 import torch
 from torch import nn
@@ -58,8 +59,6 @@ def fuse_bn(model: nn.Module) -> nn.Module:
     left = [name for name, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if left:
         # Not an error: the model still works, it is just not fully folded.
-        import warnings
-
         warnings.warn(f"{len(left)} BatchNorm layers had no conv before them and stay: {left[:3]}", stacklevel=2)
     return model
 

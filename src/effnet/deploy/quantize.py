@@ -16,6 +16,18 @@ from pathlib import Path
 import numpy as np
 
 METHODS = ("minmax", "entropy", "percentile")
+WEIGHT_TYPES = ("int8", "uint8")
+
+
+def cpu_has_vnni() -> bool:
+    """Whether this x86 CPU has VNNI (AVX512_VNNI or AVX_VNNI): int8 dot products without the
+    16-bit intermediate sums that saturate (False where /proc/cpuinfo cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx_vnni" in flags
 
 
 def _quantization():  # type: ignore[no-untyped-def]
@@ -55,12 +67,21 @@ class QuantizeResult:
     path: Path
     calibration_images: int
     method: str
+    weight_type: str = "int8"
 
 
 def quantize_onnx(fp32_path: str | Path, int8_path: str | Path, calibration: np.ndarray | Iterable[np.ndarray], *,
-                  method: str = "minmax", per_channel: bool = True, batch_size: int = 8) -> QuantizeResult:
-    """Write an int8 (QDQ: int8 weights per output channel, uint8 activations) copy of a
+                  method: str = "minmax", per_channel: bool = True, batch_size: int = 8,
+                  weight_type: str | None = None) -> QuantizeResult:
+    """Write an 8-bit (QDQ: weights per output channel, uint8 activations) copy of a
     static-size fp32 ONNX model, its activation ranges calibrated on ``calibration``.
+
+    ``weight_type`` is ``"int8"`` or ``"uint8"``; by default int8 on CPUs with VNNI and uint8
+    without. Without VNNI onnxruntime's uint8 x int8 kernels add pairs of products in 16 bits
+    (VPMADDUBSW), which saturates (onnxruntime's quantization docs); its uint8 x uint8 kernels
+    do not. Measured on an AVX2-only EPYC, Lite0 at 160 px on 24 held-out photos: int8/fp32
+    top-1 agreement 58% with int8 weights, 67% with int8 and ``reduce_range``, 88% with
+    uint8 weights (max logit error 9.8, 3.1, 1.8).
 
     ``minmax`` keeps only per-tensor minima and maxima; ``entropy`` and ``percentile`` keep
     every activation of every calibration image in memory (gigabytes for 64 images at
@@ -73,6 +94,9 @@ def quantize_onnx(fp32_path: str | Path, int8_path: str | Path, calibration: np.
     fp32_path, int8_path = Path(fp32_path), Path(int8_path)
     if method not in METHODS:
         raise ValueError(f"unknown calibration method {method!r}; choose one of {', '.join(METHODS)}")
+    weights = weight_type or ("int8" if cpu_has_vnni() else "uint8")
+    if weights not in WEIGHT_TYPES:
+        raise ValueError(f"unknown weight type {weights!r}; choose one of {', '.join(WEIGHT_TYPES)}")
     model = onnx.load(str(fp32_path))
     graph_input = model.graph.input[0]
     dims = [d.dim_value or d.dim_param for d in graph_input.type.tensor_type.shape.dim]
@@ -90,12 +114,13 @@ def quantize_onnx(fp32_path: str | Path, int8_path: str | Path, calibration: np.
         quantization.quantize_static(
             str(prepared), str(int8_path), make_reader(graph_input.name, calibration, batch_size),
             quant_format=quantization.QuantFormat.QDQ, per_channel=per_channel,
-            activation_type=quantization.QuantType.QUInt8, weight_type=quantization.QuantType.QInt8,
+            activation_type=quantization.QuantType.QUInt8,
+            weight_type={"int8": quantization.QuantType.QInt8, "uint8": quantization.QuantType.QUInt8}[weights],
             calibrate_method={"minmax": quantization.CalibrationMethod.MinMax,
                               "entropy": quantization.CalibrationMethod.Entropy,
                               "percentile": quantization.CalibrationMethod.Percentile}[method],
         )
-    return QuantizeResult(int8_path, n, method)
+    return QuantizeResult(int8_path, n, method, weights)
 
 
 @dataclass(frozen=True)

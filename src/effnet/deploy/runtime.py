@@ -13,10 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._cache import cache_dir
 
-
-def _onnxruntime():  # type: ignore[no-untyped-def]
+def require_onnxruntime():  # type: ignore[no-untyped-def]
     try:
         import onnxruntime
     except ImportError as error:  # pragma: no cover - depends on the environment
@@ -29,7 +27,7 @@ def session_options(threads: int | None = None, *, optimize: bool = True):  # ty
     """Options for CPU inference: ``threads`` intra-op threads (default: all cores), one
     inter-op thread (the graph is a chain, nothing runs in parallel between ops), full
     graph optimisation (constant folding, conv + activation fusion, layout transforms)."""
-    ort = _onnxruntime()
+    ort = require_onnxruntime()
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(threads or os.cpu_count() or 1)
     options.inter_op_num_threads = 1
@@ -44,7 +42,7 @@ class OnnxRunner:
     (or torch tensors) prepared as the model's preprocessing says."""
 
     def __init__(self, path: str | Path, *, threads: int | None = None, providers: list[str] | None = None) -> None:
-        ort = _onnxruntime()
+        ort = require_onnxruntime()
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no ONNX model at {path}; create one with `effnet export MODEL --format onnx`")
@@ -68,7 +66,6 @@ class OnnxRunner:
         return self.session.run(None, {self.input_name: images})[0]
 
 
-
 class OnnxModel(nn.Module):
     """An ONNX model that looks like an effnet classifier to callers such as
     ``effnet.predict``: ``model(x)`` takes and returns torch tensors (CPU), and it carries the
@@ -90,51 +87,4 @@ class OnnxModel(nn.Module):
         return torch.from_numpy(self.runner(x.float()))
 
 
-def model_fingerprint(model: nn.Module, resolution: int) -> str:
-    """A content hash of the weights, buffers, architecture and export size: a cached
-    export is reused only for the very same model."""
-    import hashlib
-
-    digest = hashlib.sha256(f"{type(model).__name__}|{resolution}|".encode())
-    spec = getattr(model, "spec", None)
-    if spec is not None:
-        from ..spec_json import spec_to_dict
-
-        digest.update(repr(sorted(spec_to_dict(spec).items())).encode())
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(str(tuple(tensor.shape)).encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:20]
-
-
-def onnx_model_for(model: nn.Module, *, resolution: int | None = None, threads: int | None = None,
-                   cache: str | Path | None = None) -> OnnxModel:
-    """``model`` exported to ONNX (BN folded, constant SAME pads for ``resolution``, any
-    batch) and loaded in onnxruntime, keeping its preprocessing and class names.
-
-    ``resolution`` defaults to the input size of the model's preprocessing, the only size its
-    eval transform produces. The export is cached under :func:`cache_dir` by a hash of the
-    weights, so the next run starts at once; it is written to a temporary name and renamed,
-    so an interrupted export never leaves a broken file behind.
-    """
-    _onnxruntime()  # fail before exporting when onnxruntime is missing
-    from .export import export_model
-
-    if resolution is None:
-        pre = getattr(model, "preprocessing", None)
-        spec = getattr(model, "spec", None)
-        resolution = pre.input_size if pre is not None else (spec.resolution if spec is not None else 224)
-    folder = Path(cache) if cache is not None else cache_dir() / "onnx"
-    name = getattr(getattr(model, "spec", None), "name", type(model).__name__)
-    path = folder / f"{name}-{resolution}px-{model_fingerprint(model, resolution)}.onnx"
-    if not path.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.partial")
-        try:
-            # export_model folds BN into a copy: ``model`` itself is left as it was.
-            export_model(model, partial, format="onnx", resolution=resolution)
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
-    return OnnxModel(path, model, threads=threads)
+__all__ = ["OnnxModel", "OnnxRunner", "session_options"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..counting import count
-from ..scaling import scale
+from ..scaling import scale, scaled_resolution
 from ..spec import NetworkSpec, SpecError
 
 DIMENSIONS = ("width", "depth", "resolution")
@@ -37,7 +37,7 @@ def scale_one(base: NetworkSpec, dimension: str, multiplier: float, name: str | 
     if dimension == "depth":
         return scale(base, depth=multiplier, name=name)
     if dimension == "resolution":
-        return scale(base, resolution=max(1, round(base.resolution * multiplier)), name=name)
+        return scale(base, resolution=scaled_resolution(base.resolution, multiplier), name=name)
     raise SpecError(f"dimension {dimension!r} is unknown; choose one of {DIMENSIONS}")
 
 
@@ -56,7 +56,7 @@ def match_madds(base: NetworkSpec, target: int, dimension: str, *, upper: float 
         if high > upper:
             raise SpecError(f"scaling {dimension} of {base.name} by up to {upper} does not reach {target:,} MAdds")
     if dimension == "resolution":  # whole pixels: bisect on the integer resolution
-        lo, hi = base.resolution, max(base.resolution + 1, round(base.resolution * high))
+        lo, hi = base.resolution, max(base.resolution + 1, scaled_resolution(base.resolution, high))
         while hi - lo > 1:
             mid = (lo + hi) // 2
             if madds(mid / base.resolution) >= target:

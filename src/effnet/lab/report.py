@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from matplotlib.figure import Figure
 from scipy import stats
 
 from .trials import TrialResult
@@ -85,13 +86,9 @@ def compare(results: Sequence[TrialResult], method: str, against: str, phi: floa
 
 def plot_scaling(points: Sequence[Point], path: Path, title: str) -> Path:
     """Accuracy against MAdds with error bars, one line per scaling method (paper Figures 3/8)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     base = [p for p in points if p.method == "base"]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))  # no pyplot: no global figure state, no GUI backend
+    ax = fig.subplots()
     styles = {"compound": ("tab:red", "o", 2.2), "width": ("tab:blue", "s", 1.2),
               "depth": ("tab:green", "^", 1.2), "resolution": ("tab:purple", "D", 1.2)}
     for method, (color, marker, width) in styles.items():
@@ -109,23 +106,18 @@ def plot_scaling(points: Sequence[Point], path: Path, title: str) -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
 def plot_grid(results: Sequence[TrialResult], path: Path, title: str) -> Path:
     """Coefficient search: accuracy of each (alpha, beta, gamma), best highlighted."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     groups: dict[tuple[float, float, float], list[float]] = defaultdict(list)
     for r in results:
         if r.top1 is not None:
             groups[(r.labels["alpha"], r.labels["beta"], r.labels["gamma"])].append(r.top1)
     items = sorted(groups.items(), key=lambda kv: -sum(kv[1]) / len(kv[1]))
-    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(items)), 4.5))
+    fig = Figure(figsize=(max(6, 0.35 * len(items)), 4.5))  # no pyplot: no global figure state, no GUI backend
+    ax = fig.subplots()
     means = [sum(v) / len(v) for _, v in items]
     ax.bar(range(len(items)), means, color=["tab:red"] + ["tab:gray"] * (len(items) - 1))
     ax.set_xticks(range(len(items)), [f"{a:g}/{b:g}/{g:g}" for (a, b, g), _ in items], rotation=70, fontsize=8)
@@ -137,5 +129,4 @@ def plot_grid(results: Sequence[TrialResult], path: Path, title: str) -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path

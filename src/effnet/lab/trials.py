@@ -12,6 +12,8 @@ from typing import Any
 from ..counting import count
 from ..spec import NetworkSpec
 from ..spec_json import spec_from_dict, spec_to_dict
+from ..train import train
+from ..train.config import Config
 
 
 @dataclass(frozen=True)
@@ -88,10 +90,8 @@ def describe(trial: Trial, top1: float | None, wall_s: float, error: str | None 
     )
 
 
-def trial_config(trial: Trial, out_dir: str | None = None):  # type: ignore[no-untyped-def]
+def trial_config(trial: Trial, out_dir: str | None = None) -> Config:
     """The training config of a trial: the paper's recipe, shortened to the proxy budget."""
-    from ..train.config import Config
-
     config = Config()
     b = trial.budget
     config.data.dataset = trial.dataset
@@ -123,12 +123,10 @@ def trial_config(trial: Trial, out_dir: str | None = None):  # type: ignore[no-u
 
 def train_trial(trial: Trial, out_dir: str | None = None) -> TrialResult:
     """Train and evaluate one trial on the minival split (top-1 of the last epoch)."""
-    from ..train import train
-
     start = time.perf_counter()
     try:
         result = train(trial_config(trial, out_dir or trial.run_dir), spec=trial.spec)
         top1 = float(result.history[-1]["val_top1"])
-    except Exception as error:  # a failed trial is recorded, not fatal to the experiment
+    except Exception as error:  # noqa: BLE001 - a failed trial is recorded, not fatal to the experiment
         return describe(trial, None, time.perf_counter() - start, f"{type(error).__name__}: {error}")
     return describe(trial, top1, time.perf_counter() - start)

@@ -7,8 +7,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import fused
-
 
 def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
     """TF "SAME" padding (before, after) along one axis of length ``size``.
@@ -65,12 +63,17 @@ class ConvBnAct(nn.Module):
         self.bn = nn.BatchNorm2d(out_channels, eps=bn_eps, momentum=bn_momentum)
         self.act = activation(act)
         self.act_name = act
-        # Training on the CPU may run the depthwise conv and BN + activation as effnet's own
-        # kernels (nn/fused.py); the model's ``set_fused_kernels`` turns them on. Evaluation
-        # and export always use native ops.
-        self.fused = False
 
-    def _depthwise_pads(self, x: torch.Tensor) -> tuple[int, int, int, int]:
+    @classmethod
+    def from_parts(cls, conv: nn.Conv2d, bn: nn.BatchNorm2d, act: str | None) -> ConvBnAct:
+        """A layer around existing conv and BN modules (shared, not copied): how the fused
+        training kernels (``effnet.kernels``) swap a layer without touching its parameters."""
+        layer = cls.__new__(cls)
+        nn.Module.__init__(layer)
+        layer.conv, layer.bn, layer.act, layer.act_name = conv, bn, activation(act), act
+        return layer
+
+    def pads(self, x: torch.Tensor) -> tuple[int, int, int, int]:
         """(left, right, top, bottom) zeros the conv pads ``x`` with: TF SAME for
         Conv2dSame, else the conv's own symmetric padding."""
         if isinstance(self.conv, Conv2dSame):
@@ -79,13 +82,7 @@ class ConvBnAct(nn.Module):
         return pad_w, pad_w, pad_h, pad_h
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fused and self.training and fused.depthwise_applicable(x, self.conv):
-            x = fused.depthwise(x, self.conv, self._depthwise_pads(x))
-        else:
-            x = self.conv(x)
-        if self.fused and self.training and fused.applicable(x, self.bn, self.act_name):
-            return fused.batch_norm_act(x, self.bn, self.act_name)
-        return self.act(self.bn(x))
+        return self.act(self.bn(self.conv(x)))
 
 
 class SqueezeExcite(nn.Module):
@@ -96,14 +93,19 @@ class SqueezeExcite(nn.Module):
         self.reduce = nn.Conv2d(channels, reduced, 1, bias=True)
         self.act = activation(act)
         self.expand = nn.Conv2d(reduced, channels, 1, bias=True)
-        self.fused = False  # a two-pass backward on the CPU (nn/fused.py); the model's set_fused_kernels
+
+    @classmethod
+    def from_parts(cls, reduce: nn.Conv2d, act: nn.Module, expand: nn.Conv2d) -> SqueezeExcite:
+        """An SE layer around existing modules (shared, not copied); see ConvBnAct.from_parts."""
+        layer = cls.__new__(cls)
+        nn.Module.__init__(layer)
+        layer.reduce, layer.act, layer.expand = reduce, act, expand
+        return layer
 
     def gate_logits(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.expand(self.act(self.reduce(pooled)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fused and self.training and fused.squeeze_excite_applicable(x):
-            return fused.squeeze_excite(x, self.gate_logits, list(self.parameters()))
         return x * torch.sigmoid(self.gate_logits(x.mean((2, 3), keepdim=True)))
 
 

@@ -1,10 +1,14 @@
-"""Training checkpoints: everything needed to continue a run exactly, written atomically and
-read back with ``torch.load(weights_only=True)`` (no pickled code runs on load).
+"""What a run folder holds: ``last.pt``, everything needed to continue a run exactly, and
+``model.safetensors``, the trained model (best validation top-1; EMA weights when EMA is on)
+with the metadata every effnet weights file carries, so that predict, export, eval and
+serve take the run folder as weights.
 
-A checkpoint is a dict of tensors and plain values: model, optimizer, scheduler, EMA and
+``last.pt`` is a dict of tensors and plain values: model, optimizer, scheduler, EMA and
 (fp16) grad-scaler state, every random-number generator (as tensors), the position in
-training (epoch, batches done in that epoch, global step), the best metric so far and the
-resolved config.
+training (epoch, batches done in that epoch, global step), the best metric so far, the
+resolved config, and the network, classes and preprocessing (so ``effnet.weights`` can read
+the model out of it too). Both files are written atomically; ``last.pt`` is read back with
+``torch.load(weights_only=True)`` (no pickled code runs on load).
 """
 
 from __future__ import annotations
@@ -12,14 +16,20 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+
+from ..preprocessing import Preprocessing
+from ..spec_json import spec_to_dict
+from ..weights import RUN_WEIGHTS, WeightsMeta, load_pickle, save_weights
 
 LAST = "last.pt"
-BEST = "best.pt"
+MODEL = RUN_WEIGHTS
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
@@ -53,10 +63,69 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # noqa: BLE001 - torch raises many kinds for a bad file
-        raise ValueError(f"cannot read checkpoint {path}: {error}") from None
+    data = load_pickle(path, map_location=map_location)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a checkpoint of `effnet train` (it holds a {type(data).__name__}, not a dict)")
+    return data
+
+
+RESUME_KEYS = ("model", "optimizer", "scheduler", "scaler", "rng", "epoch", "batches_done", "global_step",
+               "best_top1", "epoch_stats", "config")
+
+
+def check_resumable(checkpoint: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """A ValueError unless ``checkpoint`` holds everything a resume needs."""
+    missing = [key for key in RESUME_KEYS if key not in checkpoint]
+    if missing:
+        raise ValueError(f"{path} cannot be resumed: it is not a last.pt of `effnet train` (it lacks "
+                         f"{', '.join(missing)})")
+
+
+EMPTY_EPOCH = {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+
+
+@dataclass
+class Position:
+    """Where training stands: epochs and batches done, steps taken, the best validation
+    top-1 so far and the running sums of the epoch in progress."""
+
+    epoch: int = 0
+    batches_done: int = 0
+    global_step: int = 0
+    best_top1: float = -1.0
+    epoch_stats: dict[str, float] = field(default_factory=lambda: dict(EMPTY_EPOCH))
+
+
+def checkpoint_payload(*, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any,
+                       ema: nn.Module | None, position: Position, config: dict[str, Any],
+                       classes: tuple[str, ...], preprocessing: Preprocessing) -> dict[str, Any]:
+    """Everything ``last.pt`` holds (see the module docstring)."""
+    return {
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+        "ema": ema.state_dict() if ema is not None else None, "rng": rng_state(),
+        "epoch": position.epoch, "batches_done": position.batches_done, "global_step": position.global_step,
+        "best_top1": position.best_top1, "epoch_stats": dict(position.epoch_stats), "config": config,
+        "spec": spec_to_dict(model.spec), "classes": list(classes), "preprocessing": preprocessing.to_dict(),
+    }
+
+
+def position_from(checkpoint: dict[str, Any]) -> Position:
+    return Position(checkpoint["epoch"], checkpoint["batches_done"], checkpoint["global_step"],
+                    checkpoint["best_top1"], dict(checkpoint["epoch_stats"]))
+
+
+def save_run_model(run_dir: str | os.PathLike[str], model: nn.Module, *, classes: tuple[str, ...],
+                   preprocessing: Preprocessing, provenance: dict[str, Any]) -> Path:
+    """Write ``RUN/model.safetensors``: ``model``'s weights (the EMA copy's when EMA is on) with
+    the network, preprocessing, class names and how they were made."""
+    spec = model.spec
+    meta = WeightsMeta(
+        architecture=spec.name, padding=spec.padding, bn_eps=spec.bn_eps, preprocessing=preprocessing,
+        num_classes=spec.num_classes, class_names=tuple(classes) if len(classes) == spec.num_classes else None,
+        spec=spec, source=f"effnet train, run {Path(run_dir).name}", provenance=provenance,
+    )
+    return save_weights(Path(run_dir) / MODEL, model.state_dict(), meta)
 
 
 def rng_state() -> dict[str, Any]:
@@ -86,4 +155,5 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-__all__ = ["BEST", "LAST", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state"]
+__all__ = ["EMPTY_EPOCH", "LAST", "MODEL", "Position", "check_resumable", "checkpoint_payload", "load_checkpoint", "position_from",
+           "rng_state", "save_checkpoint", "save_run_model", "set_rng_state"]

@@ -40,7 +40,9 @@ class DataConfig:
     download: bool = False
     channels: int = 1                    # 1 = grey, 3 = RGB (grey images repeated)
     image_size: int | None = None        # None: the model's resolution
-    minival: float = 0                   # held out from train (count, or fraction if < 1); 0: validate on test
+    minival: float | None = None         # held out from train to select the best checkpoint (count, or
+                                         # fraction if < 1); None: 5,000 for Fashion-MNIST, 10% of a
+                                         # folder; 0: select on the test set (reported as such)
     minival_seed: int = 0
     train_subset: int = 0                # use only the first N training images (quick runs)
     eval_subset: int = 0
@@ -60,8 +62,8 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "efficientnet_b0"        # a registered model or an effnet.train.small preset
-    weights: str | None = None           # fine-tune from these (tag, file or hf-hub:...)
+    name: str | None = "efficientnet_b0"  # a registered model (`effnet models`); None: the weights' own
+    weights: str | None = None           # fine-tune from these (tag, file, run folder or hf-hub:...)
     width: float | None = None           # scale the network (paper eq. 3): width multiplier
     depth: float | None = None           # ... and depth multiplier (from scratch only)
     num_classes: int | None = None       # None: the dataset's
@@ -71,7 +73,7 @@ class ModelConfig:
     channels_last: bool = False
     grad_checkpointing: bool = False
     compile: bool = False
-    kernels: str = "auto"                # auto | fused | native: effnet's CPU training kernels (nn/fused.py)
+    kernels: str = "auto"                # auto | fused | native: effnet's CPU training kernels (effnet.kernels)
     sync_bn: bool = False                # SyncBatchNorm under DDP (CUDA only in PyTorch)
     freeze_bn: bool = False              # BN uses its running statistics (tiny batches, fine-tuning)
     bn_momentum: float | None = None     # PyTorch convention; None: the spec's (0.01 = TF's 0.99)
@@ -245,7 +247,10 @@ def validate(config: Config) -> None:
         _check_range("data.image_size", d.image_size, 8)
     _check_range("data.scale_min", d.scale_min, 0.01, 1.0)
     _check_range("data.hflip", d.hflip, 0.0, 1.0)
-    _check_range("data.minival", d.minival, 0.0)
+    if d.minival is not None:
+        _check_range("data.minival", d.minival, 0.0)
+    if m.name is None and m.weights is None:
+        raise ConfigError("model.name is null: name a model (`effnet models` lists them) or give model.weights")
     for key in ("train_subset", "eval_subset", "num_workers", "padding"):
         _check_range(f"data.{key}", getattr(d, key), 0)
     if (d.mean is None) != (d.std is None):
@@ -305,13 +310,36 @@ def read_file(path: str | Path) -> dict[str, Any]:
         else:
             raise ConfigError(f"config file {path} must end in .yaml, .yml or .toml")
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as error:
-        raise ConfigError(f"cannot parse {path}: {error}") from None
+        raise ConfigError(f"cannot parse {path}: {' '.join(str(error).split())}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections (data:, model:, train: ...), not a "
+                          f"{type(data).__name__}")
     return data
+
+
+def config_from_run(run_dir: str | Path) -> Config:
+    """The resolved config a run folder was started with."""
+    return from_dict(read_file(Path(run_dir) / "config.yaml"))
+
+
+def run_config(run: str | Path, provenance: dict[str, Any] | None = None) -> Config:
+    """The training config of a run given as its folder or one of its files: RUN/config.yaml,
+    else the config recorded in the weights' provenance."""
+    run = Path(run)
+    folder = run if run.is_dir() else run.parent
+    if (folder / "config.yaml").is_file():
+        return config_from_run(folder)
+    if provenance and isinstance(provenance.get("config"), dict):
+        return from_dict(provenance["config"])
+    raise ConfigError(f"{run} is not an effnet run: it records no training config (no config.yaml beside it, none "
+                      "in its metadata). Give a run folder of `effnet train`, its model.safetensors or its last.pt")
 
 
 def apply_overrides(data: dict[str, Any], overrides: typing.Sequence[str]) -> dict[str, Any]:
     """``section.key=value`` strings applied to nested data; values are read as YAML
     scalars (``true``, ``null``, ``0.5``, ``[0.5, 0.5]``)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"a config must be a mapping of sections, got {type(data).__name__}")
     data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
     for item in overrides:
         key, sep, raw = item.partition("=")
@@ -340,5 +368,5 @@ def save_config(config: Config, path: str | Path) -> None:
 
 
 __all__ = ["AMP_MODES", "Config", "ConfigError", "DataConfig", "ModelConfig", "OptimConfig", "RunConfig",
-           "ScheduleConfig", "TrainConfig", "apply_overrides", "from_dict", "load_config", "read_file",
+           "ScheduleConfig", "TrainConfig", "apply_overrides", "config_from_run", "from_dict", "run_config", "load_config", "read_file",
            "save_config", "validate"]

@@ -7,6 +7,7 @@ on the seed and the epoch: this is what makes an interrupted run resume exactly.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +23,8 @@ from .distributed import DistInfo
 
 # Fashion-MNIST training-set pixel statistics (on 0..1).
 FASHION_MNIST_MEAN, FASHION_MNIST_STD = (0.2860,), (0.3530,)
+# Minival held out of the training set when data.minival is unset (a count, or a fraction).
+DEFAULT_MINIVAL = {"fashion_mnist": 5000}
 
 
 class ResumableSampler(DistributedSampler):
@@ -41,17 +44,36 @@ class ResumableSampler(DistributedSampler):
         return self.num_samples - self.skip
 
 
+class EvalBatches:
+    """An evaluation loader that hands out normalised float batches whichever way the run
+    prepares images (per image, or uint8 batches normalised as a whole: see BatchAugment),
+    so every evaluator (the loop, ``effnet eval``, the int8 benchmark) runs the model on
+    what it yields and nothing else."""
+
+    def __init__(self, loader: DataLoader, batch_augment: BatchAugment | None) -> None:
+        self.loader = loader
+        self.batch_augment = batch_augment
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for images, labels in self.loader:
+            yield (images if self.batch_augment is None else self.batch_augment(images, train=False)), labels
+
+
 @dataclass
 class RunData:
     train_loader: DataLoader
-    val_loader: DataLoader
-    test_loader: DataLoader | None     # only when validation is on a minival split
+    val_loader: EvalBatches
+    test_loader: EvalBatches | None    # only when validation is on a minival split
     sampler: ResumableSampler
     classes: tuple[str, ...]
     image_size: int
     per_rank_batch: int
-    batch_augment: BatchAugment | None
-    preprocessing: Preprocessing       # eval preprocessing (saved with the checkpoint)
+    batch_augment: BatchAugment | None  # training batches: augmented and normalised in the loop
+    preprocessing: Preprocessing       # eval preprocessing (saved with the trained model)
+    minival: int                       # images held out from train for model selection (0: none)
 
 
 def _stats(config: Config, weights_pre: Preprocessing | None) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -109,9 +131,19 @@ def _preprocessing(config: Config, size: int, weights_pre: Preprocessing | None)
     return Preprocessing(size, crop_fraction, interpolation, mean, std)
 
 
-def build_eval_loader(config: Config, split: str, pre: Preprocessing, info: DistInfo = DistInfo()):  # type: ignore[no-untyped-def]
-    """(loader, batch augmentation or None, class names) for ``test`` or ``minival``, prepared
-    the way the run's validation was."""
+def minival_size(config: Config) -> float:
+    """Images held out from the training set to choose the best checkpoint: ``data.minival``,
+    or by default 5,000 for Fashion-MNIST (of 60,000) and 10% of a folder's training images."""
+    d = config.data
+    if d.minival is not None:
+        return d.minival
+    return DEFAULT_MINIVAL.get(d.dataset, 0.1)
+
+
+def build_eval_loader(config: Config, split: str, pre: Preprocessing,
+                      info: DistInfo = DistInfo()) -> tuple[EvalBatches, tuple[str, ...]]:
+    """(normalised batches, class names) for ``test`` or ``minival``, prepared the way the
+    run's validation was."""
     d = config.data
     if split not in ("test", "minival"):
         raise ValueError(f"split must be test or minival, got {split!r}")
@@ -120,13 +152,14 @@ def build_eval_loader(config: Config, split: str, pre: Preprocessing, info: Dist
     classes = class_names(base)
     native = _native_size(base)
     if split == "minival":
-        if not d.minival:
+        held_out = minival_size(config)
+        if not held_out:
             raise ValueError("this run has no minival split (data.minival=0); evaluate on --split test")
-        base = minival_split(base, d.minival, seed=d.minival_seed)[1]
+        base = minival_split(base, held_out, seed=d.minival_seed)[1]
     _, eval_tf, batch_augment = _transforms(config, pre, native)
     loader = DataLoader(_shard(Transformed(base, eval_tf), info), batch_size=config.train.eval_batch_size,
                         num_workers=d.num_workers, generator=torch.Generator().manual_seed(config.train.seed))
-    return loader, batch_augment, classes
+    return EvalBatches(loader, batch_augment), classes
 
 
 def build_data(config: Config, info: DistInfo, *, resolution: int,
@@ -141,10 +174,11 @@ def build_data(config: Config, info: DistInfo, *, resolution: int,
     test_base = load_split(d.dataset, "test", d.root, channels=d.channels, download=d.download)
     classes = class_names(train_base)
     test_set: Dataset | None = None
-    if d.minival:
-        train_base, val_base = minival_split(train_base, d.minival, seed=d.minival_seed)
+    held_out = minival_size(config)
+    if held_out:
+        train_base, val_base = minival_split(train_base, held_out, seed=d.minival_seed)
         test_set = test_base
-    else:
+    else:  # data.minival=0: the user chose to select on the test set (reported as such)
         val_base = test_base
     if d.train_subset:
         train_base = Subset(train_base, range(min(d.train_subset, len(train_base))))  # type: ignore[arg-type]
@@ -166,13 +200,17 @@ def build_data(config: Config, info: DistInfo, *, resolution: int,
                           persistent_workers=d.num_workers > 0,
                           generator=torch.Generator().manual_seed(t.seed), **kwargs)  # type: ignore[arg-type]
 
+    def eval_batches(dataset: Dataset) -> EvalBatches:
+        return EvalBatches(loader(_shard(Transformed(dataset, eval_tf), info), t.eval_batch_size), batch_augment)
+
     return RunData(
         train_loader=loader(train_set, per_rank, sampler=sampler, drop_last=True),
-        val_loader=loader(_shard(Transformed(val_base, eval_tf), info), t.eval_batch_size),
-        test_loader=None if test_set is None else loader(_shard(Transformed(test_set, eval_tf), info), t.eval_batch_size),
+        val_loader=eval_batches(val_base),
+        test_loader=None if test_set is None else eval_batches(test_set),
         sampler=sampler, classes=classes, image_size=size, per_rank_batch=per_rank,
-        batch_augment=batch_augment, preprocessing=pre,
+        batch_augment=batch_augment, preprocessing=pre, minival=len(val_base) if test_set is not None else 0,
     )
 
 
-__all__ = ["FASHION_MNIST_MEAN", "FASHION_MNIST_STD", "ResumableSampler", "RunData", "build_data", "build_eval_loader"]
+__all__ = ["DEFAULT_MINIVAL", "EvalBatches", "FASHION_MNIST_MEAN", "FASHION_MNIST_STD", "ResumableSampler", "RunData",
+           "build_data", "build_eval_loader", "minival_size"]

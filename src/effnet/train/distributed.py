@@ -42,17 +42,6 @@ def setup(device: str = "auto") -> DistInfo:
     return DistInfo(rank, world_size, local_rank)
 
 
-def resolve_device(name: str, info: DistInfo) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and info.enabled:
-        return torch.device("cuda", info.local_rank)
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device=cuda but no CUDA device is available; use train.device=cpu")
-    return device
-
-
 def all_reduce_sum(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
     if info.enabled:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
@@ -83,4 +72,4 @@ def cleanup(info: DistInfo) -> None:
         dist.destroy_process_group()
 
 
-__all__ = ["DistInfo", "all_reduce_sum", "any_rank", "any_ranks", "barrier", "cleanup", "resolve_device", "setup"]
+__all__ = ["DistInfo", "all_reduce_sum", "any_rank", "any_ranks", "barrier", "cleanup", "setup"]

@@ -4,7 +4,7 @@ every process of a distributed run (each evaluates its own shard, nothing is cou
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -40,9 +40,10 @@ def autocast_context(device: torch.device, amp: str) -> contextlib.AbstractConte
 
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], num_classes: int, *,
-             device: torch.device, amp: str = "none", prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
-             channels_last: bool = False, dist_info: DistInfo = DistInfo()) -> EvalResult:
-    """Run ``model`` in eval mode over ``batches``; the model's mode is restored after."""
+             device: torch.device, amp: str = "none", channels_last: bool = False,
+             dist_info: DistInfo = DistInfo()) -> EvalResult:
+    """Run ``model`` in eval mode over ``batches`` of normalised images (what
+    ``effnet.train.data.EvalBatches`` hands out); the model's mode is restored after."""
     was_training = model.training
     model.eval()
     criterion = nn.CrossEntropyLoss(reduction="sum")
@@ -53,8 +54,6 @@ def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tenso
     try:
         for images, labels in batches:
             images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-            if prepare is not None:
-                images = prepare(images)
             if channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             with autocast_context(device, amp):

@@ -6,7 +6,13 @@ and writes a run folder::
     RUN/config.yaml      the resolved config
     RUN/metrics.jsonl    one record per epoch (and metrics.csv, tensorboard/ if installed)
     RUN/last.pt          everything needed to continue exactly (atomic writes)
-    RUN/best.pt          the same, at the best validation top-1
+    RUN/model.safetensors  the trained model: best minival top-1 (EMA weights when EMA is on),
+                         with its network, preprocessing, classes and provenance; what
+                         predict, export, eval and serve read when given the run folder
+
+Model selection never sees the test set unless asked to (``data.minival=0``): the best
+checkpoint is chosen on a minival split held out of the training data, and the test set is
+evaluated once at the end, on that checkpoint.
 
 Exact resume: the shuffle order depends only on (seed, epoch), loaders draw from their own
 generators, and checkpoints carry every RNG state, so with ``num_workers=0`` and
@@ -17,14 +23,16 @@ raises :class:`NonFiniteLossError` before anything is written.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import random
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -34,26 +42,23 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..factory import create_model
-from ..nn import fused
-from ..scaling import scale
+from .. import kernels
+from ..device import resolve_device
 from ..spec import NetworkSpec
+from ..weights import read_weights, save_weights
 from .allocator import keep_freed_cpu_memory
-from .build import resolve_network, set_backbone_frozen, spec_to_dict
-from .checkpoint import BEST, LAST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .config import Config, ConfigError, from_dict, save_config, validate
-from .data import build_data
-from .distributed import DistInfo, all_reduce_sum, any_rank, any_ranks, barrier, cleanup, resolve_device, setup
+from .build import build_run_model, set_backbone_frozen
+from .checkpoint import (EMPTY_EPOCH, LAST, MODEL, Position, check_resumable, checkpoint_payload, load_checkpoint, position_from,
+                         save_checkpoint, save_run_model, set_rng_state)
+from .config import Config, ConfigError, save_config, validate
+from .data import RunData
+from .distributed import DistInfo, all_reduce_sum, barrier, cleanup, setup
 from .ema import create_ema
-from .evaluate import autocast_context, evaluate
+from .engine import Engine, NonFiniteLossError
 from .metrics import MetricsWriter
 from .optim import build_optimizer
 from .progress import EpochProgress, console
 from .schedule import build_scheduler, scaled_lr
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or Inf; the message says where and what to try."""
 
 
 @dataclass
@@ -96,7 +101,7 @@ def seed_everything(seed: int) -> None:
 def _run_dir(config: Config, info: DistInfo, resume: Path | None, model_name: str) -> Path:
     if resume is not None:
         return resume
-    name = config.run.name or f"{model_name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+    name = config.run.name or f"{model_name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     if info.enabled:  # every rank must agree on rank 0's timestamp
         box = [name]
         dist.broadcast_object_list(box, src=0)
@@ -111,35 +116,6 @@ def resolve_resume(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     if not checkpoint.is_file():
         raise FileNotFoundError(f"nothing to resume: {checkpoint} does not exist")
     return checkpoint.parent, checkpoint
-
-
-def _build_model(config: Config, info: DistInfo, given_spec: NetworkSpec | None = None):  # type: ignore[no-untyped-def]
-    """Model and data together: fine-tuning takes the data's normalisation from the weights,
-    training from scratch takes the number of classes from the data."""
-    m, d = config.model, config.data
-    if m.weights is not None:
-        model = create_model(m.name, weights=m.weights, drop_rate=m.drop_rate, drop_path_rate=m.drop_path_rate)
-        data = build_data(config, info, resolution=model.spec.resolution,
-                          weights_pre=getattr(model, "preprocessing", None))
-        num_classes = m.num_classes or len(data.classes)
-        if model.num_classes != num_classes:
-            model.reset_classifier(num_classes)  # a new head for the user's classes
-    else:
-        spec = given_spec or resolve_network(m.name)
-        if m.width is not None or m.depth is not None:
-            spec = scale(spec, m.width or 1.0, m.depth or 1.0)
-        data = build_data(config, info, resolution=spec.resolution)
-        model = create_model(spec, num_classes=m.num_classes or len(data.classes), in_chans=d.channels,
-                             drop_rate=m.drop_rate, drop_path_rate=m.drop_path_rate)
-    if m.bn_momentum is not None:
-        # TF's BN decay 0.99 (PyTorch 0.01) suits 350 epochs; a short fine-tune on new data
-        # needs the running statistics to catch up faster, or eval-mode outputs are off.
-        for module in model.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                module.momentum = m.bn_momentum
-    model.class_names = data.classes
-    model.preprocessing = data.preprocessing
-    return model, data
 
 
 def train(config: Config, *, resume: str | os.PathLike[str] | None = None,
@@ -162,7 +138,7 @@ def train(config: Config, *, resume: str | os.PathLike[str] | None = None,
 def _train(config: Config, info: DistInfo, resume: str | os.PathLike[str] | None,
            given_spec: NetworkSpec | None) -> TrainResult:
     m, o, s, t = config.model, config.optim, config.schedule, config.train
-    device = resolve_device(t.device, info)
+    device = resolve_device(t.device, local_rank=info.local_rank if info.enabled else None)
     if t.threads:
         torch.set_num_threads(t.threads)
     if t.deterministic:
@@ -171,13 +147,15 @@ def _train(config: Config, info: DistInfo, resume: str | os.PathLike[str] | None
     if t.amp == "fp16" and device.type != "cuda":
         raise ConfigError("train.amp=fp16 needs CUDA; on CPU use train.amp=bf16")
     resume_dir, resume_file = resolve_resume(resume) if resume is not None else (None, None)
-    run_dir = _run_dir(config, info, resume_dir, given_spec.name if given_spec is not None else m.name)
+    run_name = given_spec.name if given_spec is not None else (m.name or Path(str(m.weights)).stem)
+    run_dir = _run_dir(config, info, resume_dir, run_name)
     main = info.is_main
     out = console()
 
     # Same seed on every rank for the model (DDP also broadcasts rank 0's weights).
     seed_everything(t.seed)
-    model, data = _build_model(config, info, given_spec)
+    built = build_run_model(config, info, given_spec)
+    model, data = built.model, built.data
     model.to(device)
     if m.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -209,189 +187,196 @@ def _train(config: Config, info: DistInfo, resume: str | os.PathLike[str] | None
     scheduler = build_scheduler(optimizer, s.name, steps_per_epoch=steps_per_epoch, epochs=t.epochs,
                                 warmup_epochs=s.warmup_epochs, decay_epochs=s.decay_epochs,
                                 decay_rate=s.decay_rate, min_lr_ratio=s.min_lr_ratio)
-    scaler = torch.amp.GradScaler(device.type, enabled=t.amp == "fp16")
-    criterion = nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
-
-    start_epoch, batches_done, global_step, best_top1 = 0, 0, 0, -1.0
-    epoch_stats = {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+    engine = Engine(model, forward_model, nn.CrossEntropyLoss(label_smoothing=t.label_smoothing), optimizer,
+                    scheduler, torch.amp.GradScaler(device.type, enabled=t.amp == "fp16"), ema, device, info,
+                    amp=t.amp, channels_last=m.channels_last, clip_grad_norm=o.clip_grad_norm,
+                    batch_augment=data.batch_augment)
+    position = Position()
     if resume_file is not None:
-        ckpt = load_checkpoint(resume_file, map_location=device)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        fresh = [dict(f.__dict__) for f in scheduler.lr_lambdas]
-        scheduler.load_state_dict(ckpt["scheduler"])
-        for factor, settings in zip(scheduler.lr_lambdas, fresh):
-            # The step count comes from the checkpoint, the schedule's shape from the config
-            # (resuming with more train.epochs stretches a cosine schedule).
-            factor.__dict__.update(settings)
-        scaler.load_state_dict(ckpt["scaler"])
-        if ema is not None and ckpt.get("ema") is not None:
-            ema.load_state_dict(ckpt["ema"])
-        start_epoch, batches_done = ckpt["epoch"], ckpt["batches_done"]
-        global_step, best_top1 = ckpt["global_step"], ckpt["best_top1"]
-        epoch_stats = dict(ckpt["epoch_stats"])
+        checkpoint = load_checkpoint(resume_file, map_location=device)
+        check_resumable(checkpoint, resume_file)
+        position = _restore(engine, checkpoint)
         if main:
-            out.print(f"resuming {run_dir} at epoch {start_epoch + 1}, batch {batches_done} (step {global_step})")
-        set_rng_state(ckpt["rng"])
+            out.print(f"resuming {run_dir} at epoch {position.epoch + 1}, batch {position.batches_done} "
+                      f"(step {position.global_step})")
+
+    def save(path: Path) -> None:
+        save_checkpoint(path, checkpoint_payload(model=model, optimizer=optimizer, scheduler=scheduler,
+                                                 scaler=engine.scaler, ema=ema, position=position,
+                                                 config=config.to_dict(), classes=data.classes,
+                                                 preprocessing=data.preprocessing))
 
     metrics: MetricsWriter | None = None
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, run_dir / "config.yaml")
         metrics = MetricsWriter(run_dir, tensorboard=config.run.tensorboard)
+        selection = (f"best of {data.minival:,} minival images held out of train" if data.minival
+                     else "best on the test set (data.minival=0)")
         out.print(f"run folder {run_dir}: {model.spec.name}, {len(data.classes)} classes, {data.image_size} px, "
                   f"{steps_per_epoch} steps/epoch x {t.epochs} epochs, batch {t.batch_size} "
-                  f"({info.world_size} process{'es' if info.enabled else ''}), lr {lr:g}, {o.name}")
-
-    def checkpoint_payload(epoch: int, done: int) -> dict[str, Any]:
-        return {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-            "ema": ema.state_dict() if ema is not None else None, "rng": rng_state(),
-            "epoch": epoch, "batches_done": done, "global_step": global_step, "best_top1": best_top1,
-            "epoch_stats": dict(epoch_stats), "config": config.to_dict(), "spec": spec_to_dict(model.spec),
-            "classes": list(data.classes), "preprocessing": data.preprocessing.to_dict(),
-        }
+                  f"({info.world_size} process{'es' if info.enabled else ''}), lr {lr:g}, {o.name}; "
+                  f"model selection: {selection}")
 
     history: list[dict[str, Any]] = []
     status = "finished"
-    epochs_done = start_epoch
     started = time.monotonic()
-    time_limit = t.time_limit_min * 60 if t.time_limit_min else math.inf
-    batch_augment = data.batch_augment
+    deadline = started + (t.time_limit_min * 60 if t.time_limit_min else math.inf)
     try:
         with _StopOnSigterm() as stop:
-            for epoch in range(start_epoch, t.epochs):
+            should_stop = engine.stop_check(lambda: stop.requested, deadline)
+            for epoch in range(position.epoch, t.epochs):
                 data.sampler.set_epoch(epoch)
-                data.sampler.skip = batches_done * data.per_rank_batch
+                data.sampler.skip = position.batches_done * data.per_rank_batch
                 set_backbone_frozen(model, epoch < m.freeze_backbone_epochs)
                 forward_model.train()
                 if m.freeze_bn:
                     _freeze_bn(model)
-                bar = EpochProgress(main and config.run.progress, epoch, t.epochs, steps_per_epoch, batches_done)
-                tic = time.monotonic() - epoch_stats["seconds"]
-                step_in_epoch = batches_done
-                for images, labels in data.train_loader:
-                    images = images.to(device, non_blocking=True)
-                    labels = labels.to(device, non_blocking=True)
-                    if batch_augment is not None:
-                        images = batch_augment(images, train=True)
-                    if m.channels_last:
-                        images = images.contiguous(memory_format=torch.channels_last)
-                    with autocast_context(device, t.amp):
-                        logits = forward_model(images)
-                    loss = criterion(logits.float(), labels)
-                    loss_value = float(loss.detach())
-                    if any_rank(not math.isfinite(loss_value), info, device):
-                        bar.close()
-                        raise NonFiniteLossError(
-                            f"the loss became {loss_value} at epoch {epoch + 1}, step {global_step + 1} "
-                            f"(lr {scheduler.get_last_lr()[0]:.3g}); stopped without saving, so "
-                            f"{run_dir / LAST} still holds the last good state. Try a lower optim.lr_per_256, "
-                            "a longer schedule.warmup_epochs, optim.clip_grad_norm, or train.amp=none.")
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    if o.clip_grad_norm:
-                        scaler.unscale_(optimizer)
-                        nn.utils.clip_grad_norm_(model.parameters(), o.clip_grad_norm)
-                    scaler.step(optimizer)
-                    scaler.update()
-                    scheduler.step()
-                    if ema is not None:
-                        ema.update_parameters(model)
-                    global_step += 1
-                    step_in_epoch += 1
-                    n = labels.shape[0]
-                    epoch_stats["loss_sum"] += loss_value * n
-                    epoch_stats["correct"] += int((logits.detach().argmax(1) == labels).sum())
-                    epoch_stats["seen"] += n
-                    epoch_stats["seconds"] = time.monotonic() - tic
-                    seen = max(1, epoch_stats["seen"])
-                    bar.update(epoch_stats["loss_sum"] / seen, 100.0 * epoch_stats["correct"] / seen,
-                               seen * info.world_size / max(epoch_stats["seconds"], 1e-9))
-                    # Decided together, so that no rank waits forever in the next collective.
-                    sigterm, out_of_time = any_ranks([stop.requested, time.monotonic() - started > time_limit],
-                                                     info, device)
-                    if sigterm or out_of_time:
-                        status = "sigterm" if sigterm else "time_limit"
-                        break
-                bar.close()
-                if status == "sigterm":
+                bar = EpochProgress(main and config.run.progress, epoch, t.epochs, steps_per_epoch,
+                                    position.batches_done)
+                try:
+                    ended = engine.train_one_epoch(data.train_loader, position, bar, should_stop)
+                finally:
+                    bar.close()
+                if ended == "sigterm":
+                    status = "sigterm"
                     if main:
-                        save_checkpoint(run_dir / LAST, checkpoint_payload(epoch, step_in_epoch))
-                        out.print(f"SIGTERM: saved {run_dir / LAST} at epoch {epoch + 1}, batch {step_in_epoch}; "
-                                  f"continue with `effnet train --resume {run_dir}`")
+                        save(run_dir / LAST)
+                        out.print(f"SIGTERM: saved {run_dir / LAST} at epoch {epoch + 1}, batch "
+                                  f"{position.batches_done}; continue with `effnet train --resume {run_dir}`")
                     break
-                record = _epoch_record(epoch, global_step, scheduler.get_last_lr()[0], epoch_stats, info, device)
-                record["partial_epoch"] = status == "time_limit"
-                score = -1.0
-                if ema is None or t.eval_raw:
-                    val = evaluate(model, data.val_loader, model.num_classes, device=device, amp=t.amp,
-                                   prepare=_eval_prepare(batch_augment), channels_last=m.channels_last, dist_info=info)
-                    record.update({f"val_{k}": v for k, v in val.summary().items()})
-                    score = val.top1
-                if ema is not None:
-                    ema_val = evaluate(ema.module, data.val_loader, model.num_classes, device=device, amp=t.amp,
-                                       prepare=_eval_prepare(batch_augment), channels_last=m.channels_last,
-                                       dist_info=info)
-                    record.update({f"ema_val_{k}": v for k, v in ema_val.summary().items()})
-                    score = ema_val.top1
+                partial_epoch = ended == "time_limit"
+                record = _epoch_record(epoch, position.global_step, scheduler.get_last_lr()[0], position.epoch_stats,
+                                       info, device)
+                record["partial_epoch"] = partial_epoch
+                score, chosen = _validate(engine, data, ema, record, eval_raw=t.eval_raw)
                 record["elapsed_s"] = time.monotonic() - started
                 history.append(record)
-                epochs_done = epoch + 1 if status != "time_limit" else epoch
-                improved = score > best_top1
-                best_top1 = max(best_top1, score)
-                done_epoch = status != "time_limit"
-                epoch_stats = {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0} if done_epoch else epoch_stats
-                batches_done = 0
+                improved = score > position.best_top1
+                position.best_top1 = max(position.best_top1, score)
+                if not partial_epoch:
+                    position.epoch, position.batches_done, position.epoch_stats = epoch + 1, 0, dict(EMPTY_EPOCH)
                 if main:
                     assert metrics is not None
                     metrics.write(record)
-                    payload = checkpoint_payload(epoch + 1 if done_epoch else epoch,
-                                                 0 if done_epoch else step_in_epoch)
-                    save_checkpoint(run_dir / LAST, payload)
+                    save(run_dir / LAST)
                     if improved:
-                        save_checkpoint(run_dir / BEST, payload)
+                        save_run_model(run_dir, chosen, classes=data.classes, preprocessing=data.preprocessing,
+                                       provenance=_provenance(config, record, ema is not None, data))
                     out.print(_summary_line(record, t.epochs))
                 barrier(info)
-                if status == "time_limit":
+                if partial_epoch:
+                    status = "time_limit"
                     if main:
-                        out.print(f"time limit of {t.time_limit_min:g} min reached after {global_step} steps")
+                        out.print(f"time limit of {t.time_limit_min:g} min reached after {position.global_step} steps")
                     break
     finally:
         if metrics is not None:
             metrics.close()
 
-    result = TrainResult(run_dir, status, epochs_done, global_step, best_top1, history)
-    if status != "sigterm" and data.test_loader is not None and t.final_test:
-        final = ema.module if ema is not None else model
-        test = evaluate(final, data.test_loader, model.num_classes, device=device, amp=t.amp,
-                        prepare=_eval_prepare(batch_augment), channels_last=m.channels_last, dist_info=info)
-        result.test = test.summary()
-        if main:
-            out.print(f"test top-1 {test.top1:.2f}%  top-5 {test.top5:.2f}% ({'EMA' if ema else 'model'}, last epoch)")
+    result = TrainResult(run_dir, status, position.epoch, position.global_step, position.best_top1, history)
+    if status != "sigterm" and data.test_loader is not None and t.final_test and history:
+        result.test = _final_test(engine, run_dir, data, out if main else None)
     return result
 
 
+def _restore(engine: Engine, ckpt: dict[str, Any]) -> Position:
+    """Put every piece of the engine back where ``last.pt`` left it."""
+    engine.model.load_state_dict(ckpt["model"])
+    engine.optimizer.load_state_dict(ckpt["optimizer"])
+    fresh = [dict(f.__dict__) for f in engine.scheduler.lr_lambdas]
+    engine.scheduler.load_state_dict(ckpt["scheduler"])
+    for factor, settings in zip(engine.scheduler.lr_lambdas, fresh):
+        # The step count comes from the checkpoint, the schedule's shape from the config
+        # (resuming with more train.epochs stretches a cosine schedule).
+        factor.__dict__.update(settings)
+    engine.scaler.load_state_dict(ckpt["scaler"])
+    if engine.ema is not None and ckpt.get("ema") is not None:
+        engine.ema.load_state_dict(ckpt["ema"])
+    set_rng_state(ckpt["rng"])
+    return position_from(ckpt)
+
+
+def _validate(engine: Engine, data: RunData, ema: nn.Module | None, record: dict[str, Any], *,
+              eval_raw: bool) -> tuple[float, nn.Module]:
+    """Validation top-1 of the raw and the EMA weights (into ``record``); the score that
+    selects the best checkpoint, and the weights it belongs to (EMA when on)."""
+    score, chosen = -1.0, engine.model
+    if ema is None or eval_raw:
+        val = engine.evaluate(engine.model, data.val_loader)
+        record.update({f"val_{k}": v for k, v in val.summary().items()})
+        score = val.top1
+    if ema is not None:
+        ema_val = engine.evaluate(ema.module, data.val_loader)
+        record.update({f"ema_val_{k}": v for k, v in ema_val.summary().items()})
+        score, chosen = ema_val.top1, ema.module
+    return score, chosen
+
+
+def _provenance(config: Config, record: dict[str, Any], ema: bool, data: RunData) -> dict[str, Any]:
+    val_key = "ema_val_top1" if ema else "val_top1"
+    return {"config": config.to_dict(), "dataset": config.data.dataset, "epochs": record["epoch"],
+            "steps": record["step"], "weights": "EMA" if ema else "raw",
+            "selected_on": "minival" if data.minival else "test", "minival_images": data.minival,
+            "val_top1": record.get(val_key), "test_top1": None}
+
+
+def _final_test(engine: Engine, run_dir: Path, data: RunData, out: Any) -> dict[str, float]:
+    """The test set, once, on the model that minival selected (RUN/model.safetensors); its
+    top-1 is written into that file's provenance."""
+    barrier(engine.info)
+    selected = read_weights(run_dir / MODEL)
+    model = copy.deepcopy(engine.ema.module if engine.ema is not None else engine.model)
+    model.load_state_dict(selected[0])
+    test = engine.evaluate(model, data.test_loader).summary()
+    meta = selected[1]
+    if out is not None and meta is not None:
+        provenance = {**(meta.provenance or {}), "test_top1": test["top1"], "test_top5": test["top5"]}
+        save_weights(run_dir / MODEL, selected[0], meta.replace(provenance=provenance))
+        out.print(f"test top-1 {test['top1']:.2f}%  top-5 {test['top5']:.2f}% (the model selected on minival, "
+                  f"epoch {provenance.get('epochs')}; evaluated once)")
+    return test
+
+
 def _use_cpu_speedups(model: nn.Module, config: Config, out) -> None:  # type: ignore[no-untyped-def]
-    """CPU training: effnet's fused kernels (``model.kernels``; auto = when the layers can use
-    them: float32 channels_last, and the kernels build here) and malloc that keeps freed
-    memory."""
+    """CPU training: effnet's fused kernels (``model.kernels``) and malloc that keeps freed
+    memory. ``auto`` uses the kernels where they apply (float32 channels_last) and they build
+    here; ``fused`` insists, and says why when they cannot apply."""
     m, t = config.model, config.train
     if t.cache_cpu_memory:
         keep_freed_cpu_memory()
-    if m.kernels == "native" or not hasattr(model, "set_fused_kernels"):
+    if m.kernels == "native":
         return
-    if m.kernels == "fused" or (m.channels_last and t.amp == "none"):
-        if m.kernels == "auto" and not fused.available():
+    if m.kernels == "fused" and not kernels.available():
+        raise ConfigError(f"model.kernels=fused: fused CPU kernels are unavailable: {kernels.unavailable_reason()}. "
+                          "Set model.kernels=native (or auto).")
+    unfit = kernel_mismatch(config)
+    if unfit:
+        # The swapped layers would run native ops on every step: say so instead of pretending.
+        if m.kernels == "fused":
+            message = f"model.kernels=fused: falling back to native ops because {unfit}"
+            warnings.warn(message, stacklevel=2)
             if out is not None:
-                out.print(f"[dim]fused CPU kernels unavailable ({fused.unavailable_reason()}); "
-                          "using native ops[/dim]")
-            return
-        try:
-            model.set_fused_kernels(True)
-        except RuntimeError as error:
-            raise ConfigError(f"model.kernels=fused: {error}. Set model.kernels=native (or auto).") from error
+                out.print(f"[yellow]{message}[/yellow]")
+        return
+    if m.kernels == "auto" and not kernels.available():
+        if out is not None:
+            out.print(f"[dim]fused CPU kernels unavailable ({kernels.unavailable_reason()}); using native ops[/dim]")
+        return
+    try:
+        kernels.use_fused_kernels(model)
+    except RuntimeError as error:
+        raise ConfigError(f"model.kernels=fused: {error}. Set model.kernels=native (or auto).") from error
+
+
+def kernel_mismatch(config: Config) -> str | None:
+    """Why the fused kernels cannot apply to this run's activations (None: they can)."""
+    if not config.model.channels_last:
+        return ("model.channels_last=false: the kernels run on channels_last float32 activations; "
+                "set model.channels_last=true")
+    if config.train.amp != "none":
+        return f"train.amp={config.train.amp}: the kernels run in float32; set train.amp=none"
+    return None
 
 
 def _freeze_bn(model: nn.Module) -> None:
@@ -399,12 +384,6 @@ def _freeze_bn(model: nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.eval()
-
-
-def _eval_prepare(batch_augment):  # type: ignore[no-untyped-def]
-    if batch_augment is None:
-        return None
-    return lambda images: batch_augment(images, train=False)
 
 
 def _epoch_record(epoch: int, step: int, lr: float, stats: dict[str, float], info: DistInfo,
@@ -430,11 +409,4 @@ def _summary_line(record: dict[str, Any], epochs: int) -> str:
     return line + f"  lr {record['lr']:.4g}  {record['images_per_s']:,.0f} img/s  {record['epoch_time_s']:.0f} s"
 
 
-def config_from_run(run_dir: str | os.PathLike[str]) -> Config:
-    """The resolved config a run folder was started with."""
-    from .config import read_file
-
-    return from_dict(read_file(Path(run_dir) / "config.yaml"))
-
-
-__all__ = ["NonFiniteLossError", "TrainResult", "config_from_run", "resolve_resume", "seed_everything", "train"]
+__all__ = ["NonFiniteLossError", "TrainResult", "resolve_resume", "seed_everything", "train"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..preprocessing import Preprocessing
 from ..zoo import get_spec
 from .classes import class_list
-from .convert import convert_state_dict, get_layout
+from .convert import classifier_width, convert_state_dict, get_layout
 from .errors import WeightsError
 from .files import read_weights, save_weights
 from .metadata import WeightsMeta
@@ -28,8 +28,7 @@ def convert_checkpoint(src: str | os.PathLike[str], dst: str | os.PathLike[str],
     layout = get_layout(source)
     settings = peer_weights(layout.name, model)
     state_dict, _ = read_weights(src)
-    classifier = state_dict.get(f"{layout.network['classifier']}.weight")
-    num_classes = int(classifier.shape[0]) if classifier is not None else 0
+    num_classes = classifier_width(state_dict, layout)
     spec = get_spec(settings.architecture).replace(padding=settings.padding, bn_eps=settings.bn_eps,
                                                    num_classes=num_classes)
     converted = convert_state_dict(state_dict, spec, layout, what=f"{src}")

@@ -52,6 +52,14 @@ def detect_layout(state_dict: Mapping[str, object]) -> Layout:
     )
 
 
+def classifier_width(state_dict: Mapping[str, torch.Tensor], layout: str | Layout | None = None) -> int:
+    """How many classes a state dict's classifier has (0: none), read from the tensor that
+    ``layout`` (recognised from the keys when None) names the classifier."""
+    found = detect_layout(state_dict) if layout is None else get_layout(layout)
+    weight = state_dict.get(f"{found.network['classifier']}.weight")
+    return int(weight.shape[0]) if weight is not None and weight.ndim == 2 else 0
+
+
 def key_map(spec: NetworkSpec, layout: str | Layout) -> dict[str, str]:
     """Our key -> their key, for every tensor of the network ``spec`` builds."""
     layout = get_layout(layout)

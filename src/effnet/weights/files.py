@@ -14,8 +14,14 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-import torch
+from typing import Any
 
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from ..preprocessing import Preprocessing
+from ..spec_json import spec_from_dict
 from .errors import WeightsError
 from .metadata import WeightsMeta
 
@@ -23,65 +29,132 @@ SAFETENSORS_SUFFIXES = (".safetensors",)
 PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 # Training checkpoints often wrap the state dict; these are the usual names for it.
 _WRAPPERS = ("state_dict", "model", "model_state_dict", "state_dict_ema", "model_ema")
+# A run folder of `effnet train` keeps its trained model (best validation top-1, EMA weights
+# when EMA is on) under this name, beside the resumable last.pt.
+RUN_WEIGHTS = "model.safetensors"
+# What a training checkpoint of effnet.train holds besides tensors (train/checkpoint.py).
+_RUN_CHECKPOINT_KEYS = ("model", "spec", "config", "classes", "preprocessing")
+
+
+def run_weights_file(folder: str | os.PathLike[str]) -> Path:
+    """The trained model of a run folder (``RUN/model.safetensors``), or a WeightsError that
+    says why there is none."""
+    folder = Path(folder)
+    path = folder / RUN_WEIGHTS
+    if path.is_file():
+        return path
+    if (folder / "config.yaml").is_file() or (folder / "last.pt").is_file():
+        raise WeightsError(f"run folder {folder} has no {RUN_WEIGHTS} yet: it is written after the first "
+                           f"validated epoch (continue the run with `effnet train --resume {folder}`, or pass "
+                           f"{folder / 'last.pt'})")
+    raise WeightsError(f"{folder} is a folder but not a run folder of `effnet train` (no {RUN_WEIGHTS}); "
+                       "pass a weights file, a registered tag or a run folder")
 
 
 def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], WeightsMeta | None]:
-    """The state dict of a file (on the CPU) and its effnet metadata (None if it has none)."""
+    """The state dict of a file (on the CPU) and its effnet metadata (None if it has none).
+
+    A training checkpoint of ``effnet train`` (``last.pt``) gives its EMA weights when it has
+    them, else its raw weights, with the network, classes and preprocessing it recorded.
+    """
     path = Path(path)
+    if path.is_dir():
+        path = run_weights_file(path)
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix in SAFETENSORS_SUFFIXES:
         return _read_safetensors(path)
     if suffix in PICKLE_SUFFIXES:
-        return _read_pickle(path), None
+        data = load_pickle(path)
+        if isinstance(data, Mapping) and all(key in data for key in _RUN_CHECKPOINT_KEYS):
+            return _run_checkpoint_weights(data, path)
+        return _unwrap(data, path), None
     raise WeightsError(f"weights file {path} has an unknown type {suffix!r}; effnet reads "
-                       f"{', '.join(SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES)}")
+                       f"{', '.join(SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES)} files and run folders")
 
 
 def save_weights(path: str | os.PathLike[str], state_dict: Mapping[str, torch.Tensor],
                  meta: WeightsMeta | None = None) -> Path:
     """Write a state dict (and its metadata) as ``.safetensors``."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     if path.suffix.lower() not in SAFETENSORS_SUFFIXES:
         raise WeightsError(f"effnet writes weights as .safetensors; name the file {path.with_suffix('.safetensors')}")
     # safetensors refuses views that share memory; contiguous CPU copies always work.
     tensors = {key: value.detach().cpu().contiguous() for key, value in state_dict.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=meta.to_safetensors() if meta is not None else None)
+    # Written beside the target and renamed: a reader (or a crash) sees the old file or the
+    # new one, never half of one.
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        save_file(tensors, str(partial), metadata=meta.to_safetensors() if meta is not None else None)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], WeightsMeta | None]:
-    from safetensors import SafetensorError, safe_open
-
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             metadata = handle.metadata()
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     except (SafetensorError, OSError) as error:
-        raise WeightsError(f"{path} is not a readable safetensors file ({error})") from None
+        raise WeightsError(f"{path} is not a readable safetensors file ({_first_line(error)})") from None
     return tensors, WeightsMeta.from_safetensors(metadata)
 
 
-def _read_pickle(path: Path) -> dict[str, torch.Tensor]:
+def load_pickle(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain containers only, never code;
+    every failure is a WeightsError that says whether the file was refused or unreadable."""
+    path = Path(path)
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        code = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        text = str(error)
+        code = re.search(r"GLOBAL (\S+)", text)
         if code:
             raise WeightsError(
-                f"refused to load {path}: it asks to run Python code ({code.group(1)}), not just to hold tensors. "
-                "effnet opens pickles only with torch.load(weights_only=True), which never runs code; if you "
-                "trust the file, load it yourself and save its state dict as .safetensors"
-            ) from None
-        raise WeightsError(f"{path} is not a readable PyTorch weights file (damaged, or not a torch.save "
-                           "file)") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
-        raise WeightsError(f"{path} is not a readable PyTorch weights file ({error})") from None
-    return _unwrap(data, path)
+                f"refused: loading {path} would run code ({code.group(1)}); it holds Python objects, not just "
+                "tensors. effnet opens pickles only with torch.load(weights_only=True); if you trust the file, "
+                "load it yourself and save its state dict as .safetensors") from None
+        detail = next((line.strip() for line in text.splitlines() if "Unsupported" in line), _first_line(error))
+        raise WeightsError(
+            f"{path} is not a readable torch.save file of tensors ({detail}): it is damaged, or a pickle of other "
+            "objects, which effnet refuses to unpickle (that could run code). Save its state dict with torch.save "
+            "or as .safetensors") from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError) as error:
+        # A text file or a truncated download: torch's legacy reader fails with KeyError and friends.
+        raise WeightsError(f"{path} is not a readable PyTorch weights file (damaged, or not written by "
+                           f"torch.save: {type(error).__name__} {_first_line(error)})") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _run_checkpoint_weights(data: Mapping[str, Any], path: Path) -> tuple[dict[str, torch.Tensor], WeightsMeta]:
+    """The trained model inside a training checkpoint of ``effnet train``."""
+    ema = data.get("ema")
+    if isinstance(ema, Mapping):
+        # torch.optim.swa_utils.AveragedModel: the averaged network lives behind "module.".
+        state = {key.removeprefix("module."): value for key, value in ema.items() if key.startswith("module.")}
+        which = "EMA"
+    else:
+        state, which = dict(data["model"]), "raw"
+    try:
+        spec = spec_from_dict(data["spec"])
+        preprocessing = Preprocessing.from_dict(data["preprocessing"])
+        classes = tuple(str(name) for name in data["classes"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise WeightsError(f"{path} looks like an effnet training checkpoint but its metadata is damaged "
+                           f"({_first_line(error)})") from None
+    meta = WeightsMeta(architecture=spec.name, padding=spec.padding, bn_eps=spec.bn_eps, preprocessing=preprocessing,
+                       num_classes=spec.num_classes, class_names=classes if len(classes) == spec.num_classes else None,
+                       spec=spec, source=f"effnet train checkpoint {path} ({which} weights, epoch {data.get('epoch')})",
+                       provenance={"config": data["config"], "epochs": data.get("epoch"), "weights": which})
+    return state, meta
 
 
 def _unwrap(data: object, path: Path) -> dict[str, torch.Tensor]:

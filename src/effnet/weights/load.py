@@ -12,18 +12,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..factory import resolve_spec
 from ..model import ConvNet, build_model
 from ..spec import NetworkSpec
-from ..zoo import UnknownModelError, get_spec
-from .convert import convert_state_dict, detect_layout, get_layout
+from ..spec_json import same_architecture
+from ..zoo import UnknownModelError, get_spec, resolve_spec
+from .convert import classifier_width, convert_state_dict
 from .errors import WeightsError
-from .files import read_weights
+from .files import read_weights, run_weights_file
 from .hub import PREFIX as HUB_PREFIX, HubFile
 from .layouts import Layout
 from .metadata import WeightsMeta
 from .registry import get_weights_entry
-from ..spec_json import same_architecture
 
 
 @dataclass(frozen=True)
@@ -37,13 +36,16 @@ class LoadedWeights:
 
 
 def fetch_weights(weights: str | os.PathLike[str]) -> LoadedWeights:
-    """Read weights given as a registered tag, a local file or ``hf-hub:ORG/REPO``."""
+    """Read weights given as a registered tag, a local file, a run folder of ``effnet train``
+    (its ``model.safetensors``) or ``hf-hub:ORG/REPO``."""
     text = os.fspath(weights)
     if text.startswith(HUB_PREFIX):
         hub_file = HubFile.parse(text)
         state_dict, meta = read_weights(hub_file.locate())
         return LoadedWeights(state_dict, meta, str(hub_file))
     path = Path(text).expanduser()
+    if path.is_dir():
+        path = run_weights_file(path)
     if path.is_file():
         state_dict, meta = read_weights(path)
         return LoadedWeights(state_dict, meta, str(path))
@@ -57,8 +59,8 @@ def fetch_weights(weights: str | os.PathLike[str]) -> LoadedWeights:
 def create_with_weights(name_or_spec: str | NetworkSpec | None, weights: str | os.PathLike[str] | LoadedWeights, *,
                         num_classes: int | None = None, in_chans: int | None = None,
                         drop_rate: float | None = None, drop_path_rate: float | None = None,
-                        padding: str | None = None, bn_eps: float | None = None, features_only: bool = False,
-                        out_indices: Sequence[int] | None = None) -> nn.Module:
+                        padding: str | None = None, bn_eps: float | None = None, bn_momentum: float | None = None,
+                        features_only: bool = False, out_indices: Sequence[int] | None = None) -> nn.Module:
     """``create_model(..., weights=...)``: see :func:`effnet.create_model`.
 
     Padding and BN epsilon come from the weights (a different value is refused: the outputs
@@ -68,11 +70,11 @@ def create_with_weights(name_or_spec: str | NetworkSpec | None, weights: str | o
     """
     loaded = weights if isinstance(weights, LoadedWeights) else fetch_weights(weights)
     meta = loaded.meta
-    spec = _requested_spec(name_or_spec, loaded)
+    spec = weights_spec(name_or_spec, loaded)
     trained = _trained_settings(loaded, padding=padding, bn_eps=bn_eps)
-    weights_classes = meta.num_classes if meta is not None else _classifier_width(loaded)
+    weights_classes = meta.num_classes if meta is not None else classifier_width(loaded.state_dict, loaded.layout)
     full = resolve_spec(spec, num_classes=weights_classes, in_chans=in_chans, drop_rate=drop_rate,
-                        drop_path_rate=drop_path_rate, **trained)  # type: ignore[arg-type]
+                        drop_path_rate=drop_path_rate, bn_momentum=bn_momentum, **trained)  # type: ignore[arg-type]
     state_dict = convert_state_dict(loaded.state_dict, full, loaded.layout, what=loaded.origin)
 
     model = build_model(full, features_only=features_only, out_indices=out_indices)
@@ -120,8 +122,9 @@ def _trained_settings(loaded: LoadedWeights, **requested: object) -> dict[str, o
     return {setting: getattr(loaded.meta, setting) for setting in requested}
 
 
-def _requested_spec(name_or_spec: str | NetworkSpec | None, loaded: LoadedWeights) -> NetworkSpec:
-    """The network asked for, after checking that the weights were made for it."""
+def weights_spec(name_or_spec: str | NetworkSpec | None, loaded: LoadedWeights) -> NetworkSpec:
+    """The network asked for (``None``: the one the weights name), after checking that the
+    weights were made for it."""
     meta = loaded.meta
     saved = meta.spec if meta is not None else None
     if saved is None and meta is not None:
@@ -139,13 +142,6 @@ def _requested_spec(name_or_spec: str | NetworkSpec | None, loaded: LoadedWeight
         raise WeightsError(f"{loaded.origin} are for {meta.architecture}, not {spec.name}; "  # type: ignore[union-attr]
                            f"use create_model({meta.architecture!r}, weights=...)")  # type: ignore[union-attr]
     return spec
-
-
-def _classifier_width(loaded: LoadedWeights) -> int:
-    """A file without metadata: its classifier says how many classes it has (0: none)."""
-    layout = detect_layout(loaded.state_dict) if loaded.layout is None else get_layout(loaded.layout)
-    weight = loaded.state_dict.get(f"{layout.network['classifier']}.weight")
-    return int(weight.shape[0]) if weight is not None and weight.ndim == 2 else 0
 
 
 def _load_subset(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:

@@ -35,6 +35,9 @@ class WeightsMeta:
     licence: str = ""
     top1: float | None = None               # reported ImageNet top-1 (%)
     tag: str | None = None                  # the registry tag, if it came from there
+    # How trained weights were made (effnet train): config, dataset, epochs, validation and
+    # test top-1; plain JSON data.
+    provenance: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.class_names is not None and len(self.class_names) != self.num_classes:
@@ -50,6 +53,7 @@ class WeightsMeta:
             "class_names": list(self.class_names) if self.class_names is not None else None,
             "spec": spec_to_dict(self.spec) if self.spec is not None else None,
             "source": self.source, "licence": self.licence, "top1": self.top1, "tag": self.tag,
+            "provenance": self.provenance,
         }
 
     @classmethod
@@ -64,7 +68,7 @@ class WeightsMeta:
                 class_names=tuple(data["class_names"]) if data.get("class_names") is not None else None,
                 spec=spec_from_dict(data["spec"]) if data.get("spec") is not None else None,
                 source=str(data.get("source", "")), licence=str(data.get("licence", "")),
-                top1=data.get("top1"), tag=data.get("tag"),
+                top1=data.get("top1"), tag=data.get("tag"), provenance=data.get("provenance"),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise WeightsError(f"the effnet metadata in this weights file is damaged ({error})") from None

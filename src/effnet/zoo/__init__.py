@@ -12,6 +12,7 @@ from functools import partial
 from ..spec import NetworkSpec
 from .baselines import mobilenet_v1, mobilenet_v2, resnet50
 from .efficientnet import EFFICIENTNET_PARAMS, LITE_PARAMS, efficientnet, efficientnet_b0_base
+from .small import SMALL_NETWORKS
 
 
 class UnknownModelError(KeyError):
@@ -56,6 +57,7 @@ _REGISTRY: dict[str, Callable[[], NetworkSpec]] = {
     "mobilenet_v1": mobilenet_v1,
     "mobilenet_v2": mobilenet_v2,
     "resnet50": resnet50,
+    **SMALL_NETWORKS,  # 28 px Fashion-MNIST networks (training, the laboratory)
 }
 
 
@@ -81,4 +83,22 @@ def paper_entry(name: str) -> PaperEntry | None:
     return _PAPER.get(name)
 
 
-__all__ = ["PaperEntry", "UnknownModelError", "efficientnet_b0_base", "get_spec", "list_models", "paper_entry"]
+def resolve_spec(name_or_spec: str | NetworkSpec, *, num_classes: int | None = None,
+                 in_chans: int | None = None, drop_rate: float | None = None,
+                 drop_path_rate: float | None = None, padding: str | None = None,
+                 bn_eps: float | None = None, bn_momentum: float | None = None) -> NetworkSpec:
+    """The registered (or given) spec with the caller's overrides applied (``None`` keeps the
+    spec's value): a pure function of the zoo, shared by the builder and the weights loader."""
+    spec = get_spec(name_or_spec) if isinstance(name_or_spec, str) else name_or_spec
+    if not isinstance(spec, NetworkSpec):
+        raise TypeError(f"expected a model name or a NetworkSpec, got {type(name_or_spec).__name__}")
+    overrides = {
+        "num_classes": num_classes, "in_chans": in_chans, "dropout": drop_rate,
+        "drop_path_rate": drop_path_rate, "padding": padding, "bn_eps": bn_eps, "bn_momentum": bn_momentum,
+    }
+    changes = {key: value for key, value in overrides.items() if value is not None}
+    return spec.replace(**changes) if changes else spec
+
+
+__all__ = ["PaperEntry", "UnknownModelError", "efficientnet_b0_base", "get_spec", "list_models", "paper_entry",
+           "resolve_spec"]

@@ -1,4 +1,5 @@
-"""Small EfficientNets for 28 px images (Fashion-MNIST), written as specs and compound-scaled.
+"""Small EfficientNets for 28 px images (Fashion-MNIST), written as specs and compound-scaled:
+``fmnist_s0`` .. ``fmnist_s3`` (training) and ``fmnist_lab`` (the laboratory's cheap base).
 
 A 224 px EfficientNet halves the resolution five times (stem + four stride-2 stages) to
 reach 7x7. A 28 px image affords two halvings before the map is 7x7, so the base here
@@ -9,6 +10,8 @@ pixels to give (the resolution factor gamma^phi is not applied).
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 from ..blockstring import parse_stages
 from ..scaling import compound_coefficients, scale
@@ -54,12 +57,22 @@ def fashion_mnist_net(phi: float = 0.0, in_chans: int = 1, num_classes: int = 10
     return scale(base, width=m.width, depth=m.depth, name=f"fmnist_s{phi:g}")
 
 
-PRESETS = {f"fmnist_s{phi}": phi for phi in (0, 1, 2, 3)}
+# The laboratory trains many proxy networks; below 28 px, resolution scaling up to 28 px
+# adds detail that exists (lab/bases.py).
+LAB_RESOLUTION = 16
 
 
-def preset(name: str) -> NetworkSpec | None:
-    """The spec of a preset name (``fmnist_s0`` .. ``fmnist_s3``), or None."""
-    return fashion_mnist_net(PRESETS[name]) if name in PRESETS else None
+def fmnist_lab(in_chans: int = 1, num_classes: int = 10) -> NetworkSpec:
+    """The 28 px base at half width and 16 px: cheap enough for many proxy trials."""
+    small = scale(fashion_mnist_base(in_chans, num_classes), width=0.5, name="fmnist_lab")
+    return small.replace(resolution=LAB_RESOLUTION)
 
 
-__all__ = ["FASHION_MNIST_BLOCKS", "PRESETS", "fashion_mnist_base", "fashion_mnist_net", "preset"]
+SMALL_NETWORKS = {
+    **{f"fmnist_s{phi}": partial(fashion_mnist_net, phi) for phi in (0, 1, 2, 3)},
+    "fmnist_lab": fmnist_lab,
+}
+
+
+__all__ = ["FASHION_MNIST_BLOCKS", "LAB_RESOLUTION", "SMALL_NETWORKS", "fashion_mnist_base", "fashion_mnist_net",
+           "fmnist_lab"]

@@ -18,6 +18,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..deploy.calibration import sample_photos
+from ..deploy.export import export_model
+from ..deploy.fuse import optimize_for_inference
+from ..deploy.padding import freeze_same_padding
+from ..deploy.quantize import quantize_onnx
+from ..deploy.runtime import OnnxRunner
+from ..factory import create_model
+from ..kernels import use_fused_kernels
+
 # Our model name -> the same architecture in each peer library.
 PEERS: dict[str, tuple[str, ...]] = {
     **{f"efficientnet_b{i}": (f"timm:tf_efficientnet_b{i}", f"timm:efficientnet_b{i}", f"torchvision:efficientnet_b{i}")
@@ -35,7 +44,8 @@ TRAIN_PATHS = ("train", "train-fused", "train-checkpointed", "train-symmetric")
 
 @dataclass(frozen=True)
 class Setting:
-    model: str = "efficientnet_b0"
+    model: str | None = "efficientnet_b0"  # None: the network the weights carry
+    weights: str | None = None   # a run folder, weights file or tag (default: random weights)
     resolution: int = 224
     threads: int = 2
     drop_path_rate: float = 0.2  # the official rate; given to every contestant that has one
@@ -89,42 +99,40 @@ def peer_module(peer: str, setting: Setting) -> nn.Module:
 
 
 def our_module(setting: Setting, **kwargs: object) -> nn.Module:
-    from ..factory import create_model
+    """Our model: the registered network, or the one ``setting.weights`` (a run folder, a
+    weights file or tag) carries, with its weights."""
+    return create_model(setting.model, drop_path_rate=setting.drop_path_rate, weights=setting.weights,
+                        **kwargs)  # type: ignore[arg-type]
 
-    return create_model(setting.model, drop_path_rate=setting.drop_path_rate, **kwargs)
 
-
-def _batch(setting: Setting, batch: int, nhwc: bool) -> torch.Tensor:
-    x = torch.randn(batch, 3, setting.resolution, setting.resolution, generator=torch.Generator().manual_seed(0))
+def _batch(setting: Setting, batch: int, nhwc: bool, channels: int = 3) -> torch.Tensor:
+    x = torch.randn(batch, channels, setting.resolution, setting.resolution, generator=torch.Generator().manual_seed(0))
     x = x.to(setting.device)
     return x.contiguous(memory_format=torch.channels_last) if nhwc else x
 
 
 def _calibration(model: nn.Module, setting: Setting) -> np.ndarray:
-    try:
-        from .calibration import sample_photos
-
-        return sample_photos(model, 32, resolution=setting.resolution)
-    except ImportError:  # no scikit-image: random images still give the int8 speed
-        return np.random.default_rng(0).standard_normal((32, 3, setting.resolution, setting.resolution), dtype=np.float32)
+    channels = model.spec.in_chans  # type: ignore[union-attr]
+    if channels == 3:
+        try:
+            return sample_photos(model, 32, resolution=setting.resolution)
+        except ImportError:  # no scikit-image: random images still give the int8 speed
+            pass
+    return np.random.default_rng(0).standard_normal((32, channels, setting.resolution, setting.resolution),
+                                                    dtype=np.float32)
 
 
 def _onnx_runner(model: nn.Module, setting: Setting, batch: int, int8: bool, workdir: Path) -> Runner:
-    from .export import export_model
-    from .runtime import OnnxRunner
-
-    path = workdir / f"{setting.model}_{setting.resolution}.onnx"
+    path = workdir / f"{setting.model or 'ours'}_{setting.resolution}.onnx"
     if not path.exists():
         export_model(model, path, resolution=setting.resolution)
     if int8:
-        from .quantize import quantize_onnx
-
-        q = workdir / f"{setting.model}_{setting.resolution}_int8.onnx"
+        q = workdir / f"{setting.model or 'ours'}_{setting.resolution}_int8.onnx"
         if not q.exists():
             quantize_onnx(path, q, _calibration(model, setting))
         path = q
     runner = OnnxRunner(path, threads=setting.threads)
-    x = _batch(setting, batch, nhwc=False).cpu().numpy()
+    x = _batch(setting, batch, nhwc=False, channels=model.spec.in_chans).cpu().numpy()  # type: ignore[union-attr]
     return lambda: runner(x)
 
 
@@ -139,10 +147,8 @@ def inference_runner(contestant: str, setting: Setting, batch: int, workdir: Pat
                 raise ValueError(f"{contestant} runs on the CPU (onnxruntime); leave it out with --device cuda")
             workdir = workdir or Path(tempfile.mkdtemp(prefix="effnet-bench-"))
             return _onnx_runner(model, setting, batch, path == "onnx-int8", workdir)
+        channels = model.spec.in_chans
         if path in ("fused", "compiled"):
-            from .fuse import optimize_for_inference
-            from .padding import freeze_same_padding
-
             model = optimize_for_inference(freeze_same_padding(model.to(setting.device), setting.resolution),
                                            compile=path == "compiled")
         elif path == "channels_last":
@@ -153,10 +159,11 @@ def inference_runner(contestant: str, setting: Setting, batch: int, workdir: Pat
     else:
         peer, nhwc = contestant.removesuffix(":channels_last"), contestant.endswith(":channels_last")
         model = peer_module(peer, setting).eval()
+        channels = 3
         if nhwc:
             model = model.to(memory_format=torch.channels_last)
     model = model.to(setting.device)
-    x = _batch(setting, batch, nhwc)
+    x = _batch(setting, batch, nhwc, channels)
 
     def run() -> object:
         with torch.inference_mode():
@@ -175,15 +182,17 @@ def train_runner(contestant: str, setting: Setting, batch: int) -> Runner:
         if path == "train-checkpointed":
             model.set_grad_checkpointing(True)
         elif path == "train-fused":
-            model.set_fused_kernels(True)
+            use_fused_kernels(model)
         elif path not in ("train", "train-symmetric"):
             raise ValueError(f"unknown training path {path!r}; choose one of {', '.join(TRAIN_PATHS)}")
+        channels, classes = model.spec.in_chans, model.num_classes
     else:
         model = peer_module(contestant.removesuffix(":channels_last"), setting)
+        channels, classes = 3, 1000
     model = model.train().to(setting.device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = _batch(setting, batch, nhwc=True)
-    y = torch.randint(0, 1000, (batch,), generator=torch.Generator().manual_seed(0)).to(setting.device)
+    x = _batch(setting, batch, nhwc=True, channels=channels)
+    y = torch.randint(0, classes, (batch,), generator=torch.Generator().manual_seed(0)).to(setting.device)
     cuda = setting.device == "cuda"
 
     def step() -> object:

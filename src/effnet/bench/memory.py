@@ -21,6 +21,8 @@ import subprocess
 import sys
 from dataclasses import asdict
 
+import torch
+
 from .contestants import Setting, inference_runner, set_threads, train_runner
 
 
@@ -64,8 +66,6 @@ def measure_here(contestant: str, kind: str, setting: Setting, batch: int, steps
     run = train_runner(contestant, setting, batch) if kind == "train" else inference_runner(contestant, setting, batch)
     if setting.device == "cuda":
         # GPU memory: what the caching allocator handed out, the usual measure on CUDA.
-        import torch
-
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
@@ -84,7 +84,7 @@ def measure_here(contestant: str, kind: str, setting: Setting, batch: int, steps
 def measure(contestant: str, kind: str, setting: Setting, batch: int, *, steps: int = 2,
             timeout: float = 900) -> dict[str, int]:
     """Run :func:`measure_here` in a fresh Python and return its numbers."""
-    command = [sys.executable, "-m", "effnet.deploy.memory", "--contestant", contestant, "--kind", kind,
+    command = [sys.executable, "-m", "effnet.bench.memory", "--contestant", contestant, "--kind", kind,
                "--batch", str(batch), "--steps", str(steps), "--setting", json.dumps(asdict(setting))]
     env = {**os.environ, "OMP_NUM_THREADS": str(setting.threads)}
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)

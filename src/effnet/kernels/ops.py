@@ -13,10 +13,9 @@ without a padded copy and computes both gradients in one pass; the SE backward i
 at :class:`_SqueezeExcite`. Results agree with native to float rounding (tests/test_fused.py).
 
 Each applies to float32 channels_last activations on the CPU in training mode (see the
-``*applicable`` functions); everything else (evaluation, export, CUDA, autocast, other
-layouts) takes the native path. The kernels are compiled once per machine with the system C
-compiler (``$CC``, else ``cc``) into ``$EFFNET_CACHE/kernels``; without a compiler the native
-path is used and :func:`unavailable_reason` says why. ``EFFNET_NO_KERNELS=1`` turns them off.
+``*applicable`` functions). Every entry that reaches the C code checks dtype, device, shape
+and layout first and raises a ValueError that says what it got: the C code trusts its
+pointers, so nothing else may reach it.
 
 BN + activation and the depthwise conv are ``torch.library`` custom ops, so ``torch.compile``
 keeps them whole and compiles the rest of the step around them; the SE function is
@@ -26,106 +25,55 @@ eager-only (compiled graphs use the native SE).
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
-from functools import cache
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from .._cache import cache_dir
+from .build import library as _library
 
 ACTIVATIONS = {None: 0, "silu": 1, "relu": 2, "relu6": 3}
-SOURCE = Path(__file__).with_name("_cpu_kernels.c")
 
 
-def _flags() -> list[str]:
-    flags = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fopenmp", "-fPIC", "-shared"]
-    if platform.machine() in ("x86_64", "AMD64"):
-        flags.insert(2, "-mprefer-vector-width=512")
-    return flags
+def _check(what: str, tensor: Tensor, shape: tuple[int, ...] | int) -> None:
+    """A float32 CPU tensor of ``shape`` (or of that many dimensions), or a clear error."""
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"effnet kernel: {what} must be a tensor, got {type(tensor).__name__}")
+    if tensor.device.type != "cpu":
+        raise ValueError(f"effnet kernel: {what} is on {tensor.device}; the fused kernels run on the CPU only")
+    if tensor.dtype != torch.float32:
+        raise ValueError(f"effnet kernel: {what} is {tensor.dtype}; the fused kernels take float32 only "
+                         "(use the native layers for other precisions)")
+    if isinstance(shape, int):
+        if tensor.dim() != shape:
+            raise ValueError(f"effnet kernel: {what} must have {shape} dimensions, got shape {tuple(tensor.shape)}")
+    elif tuple(tensor.shape) != shape:
+        raise ValueError(f"effnet kernel: {what} must have shape {shape}, got {tuple(tensor.shape)}")
 
 
-def _cpu_fingerprint() -> str:
-    """The CPU's model and feature flags: a kernel built with -march=native for one CPU must
-    not be loaded on another (it could use instructions the other lacks)."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        return "|".join(sorted({line for line in lines if line.startswith(("model name", "flags", "Features"))}))
-    except OSError:
-        return platform.processor() or platform.machine()
+def _check_activation(x: Tensor, weight: Tensor, bias: Tensor, eps: float, act: int) -> None:
+    _check("x", x, 4)
+    channels = x.shape[1]
+    _check("BN weight", weight, (channels,))
+    _check("BN bias", bias, (channels,))
+    if act not in ACTIVATIONS.values():
+        raise ValueError(f"effnet kernel: activation code {act} is unknown; use one of {sorted(ACTIVATIONS.values())}")
+    if not eps > 0:
+        raise ValueError(f"effnet kernel: BN eps must be > 0, got {eps}")
+    if x.numel() <= channels:
+        raise ValueError(f"effnet kernel: batch norm needs more than one value per channel, got shape {tuple(x.shape)}")
 
 
-@cache
-def _build() -> ctypes.CDLL | str:
-    """The loaded kernel library, or a string saying why there is none."""
-    if os.environ.get("EFFNET_NO_KERNELS"):
-        return "EFFNET_NO_KERNELS is set"
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if not compiler:
-        return "no C compiler found (set $CC or install gcc)"
-    source = SOURCE.read_bytes()
-    flags = _flags()
-    key = hashlib.sha256(b"|".join([source, compiler.encode(), " ".join(flags).encode(),
-                                    _cpu_fingerprint().encode()])).hexdigest()[:16]
-    folder = cache_dir() / "kernels"
-    path = folder / f"cpu_kernels-{key}.so"
-    if not path.exists():
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=folder) as scratch:
-                built = Path(scratch) / path.name
-                result = subprocess.run([compiler, *flags, str(SOURCE), "-o", str(built)],
-                                        capture_output=True, text=True, timeout=300)
-                if result.returncode != 0:
-                    return f"{compiler} failed to build {SOURCE.name}: {result.stderr.strip()[-500:]}"
-                os.replace(built, path)  # atomic: other processes see the whole file or none
-        except (OSError, subprocess.SubprocessError) as error:
-            return f"could not build {SOURCE.name} in {folder}: {error}"
-    try:
-        library = ctypes.CDLL(str(path))
-    except OSError as error:
-        return f"could not load {path}: {error}"
-    pointer, size = ctypes.c_void_p, ctypes.c_long
-    library.effnet_bn_stats.argtypes = [pointer, size, size, pointer, pointer, pointer, ctypes.c_int]
-    library.effnet_bn_stats.restype = ctypes.c_int
-    library.effnet_bn_act_apply.argtypes = [pointer, pointer, size, size, pointer, pointer, ctypes.c_int, ctypes.c_int]
-    library.effnet_bn_act_apply.restype = None
-    library.effnet_bn_act_backward_sums.argtypes = [pointer, pointer, pointer, size, size, pointer, pointer,
-                                                    pointer, ctypes.c_int, pointer, pointer, ctypes.c_int]
-    library.effnet_bn_act_backward_sums.restype = ctypes.c_int
-    library.effnet_bn_act_backward_apply.argtypes = [pointer, pointer, size, size, pointer, pointer, pointer,
-                                                     ctypes.c_int]
-    library.effnet_bn_act_backward_apply.restype = None
-    library.effnet_se_gate_grad.argtypes = [pointer, pointer, size, size, size, pointer, ctypes.c_int]
-    library.effnet_se_gate_grad.restype = ctypes.c_int
-    library.effnet_dw_forward.argtypes = [pointer, pointer, pointer, *[size] * 10, ctypes.c_int]
-    library.effnet_dw_forward.restype = None
-    library.effnet_dw_backward.argtypes = [pointer] * 6 + [size] * 10 + [ctypes.c_int]
-    library.effnet_dw_backward.restype = ctypes.c_int
-    return library
-
-
-def available() -> bool:
-    """Whether the fused kernels are built and loaded on this machine."""
-    return not isinstance(_build(), str)
-
-
-def unavailable_reason() -> str | None:
-    built = _build()
-    return built if isinstance(built, str) else None
-
-
-def _library() -> ctypes.CDLL:
-    built = _build()
-    if isinstance(built, str):
-        raise RuntimeError(f"effnet's fused CPU kernels are unavailable: {built}")
-    return built
+def _check_depthwise(x: Tensor, weight: Tensor, stride: int, pad_top: int, pad_left: int, out_h: int,
+                     out_w: int) -> None:
+    _check("x", x, 4)
+    channels = x.shape[1]
+    if weight.dim() != 4 or weight.shape[2] != weight.shape[3]:
+        raise ValueError(f"effnet kernel: depthwise weight must be [C, 1, k, k], got {tuple(weight.shape)}")
+    kernel = weight.shape[-1]
+    _check("depthwise weight", weight, (channels, 1, kernel, kernel))
+    if stride < 1 or kernel < 1 or min(pad_top, pad_left) < 0 or min(out_h, out_w) < 1:
+        raise ValueError(f"effnet kernel: bad depthwise geometry (kernel {kernel}, stride {stride}, pads "
+                         f"{pad_top}/{pad_left}, output {out_h}x{out_w})")
 
 
 def _ptr(tensor: Tensor) -> ctypes.c_void_p:
@@ -150,8 +98,10 @@ def _sums(kernel, threads: int, channels: int, *args) -> Tensor:  # type: ignore
 @torch.library.custom_op("effnet::bn_act_train", mutates_args=())
 def bn_act_train(x: Tensor, weight: Tensor, bias: Tensor, eps: float, act: int) -> tuple[Tensor, Tensor, Tensor]:
     """``act(batch_norm(x))`` with batch statistics; returns (y, mean, biased variance)."""
+    _check_activation(x, weight, bias, eps, act)
     library = _library()
     x = x.contiguous(memory_format=torch.channels_last)
+    weight, bias = weight.contiguous(), bias.contiguous()
     n, c, h, w = x.shape
     rows, threads = n * h * w, torch.get_num_threads()
     shift = x[0, :, 0, 0].contiguous()  # a rough mean keeps the one-pass variance accurate
@@ -175,7 +125,12 @@ def _(x: Tensor, weight: Tensor, bias: Tensor, eps: float, act: int) -> tuple[Te
 def bn_act_train_backward(grad: Tensor, x: Tensor, weight: Tensor, bias: Tensor, mean: Tensor, var: Tensor,
                           eps: float, act: int) -> tuple[Tensor, Tensor, Tensor]:
     """Gradients of :func:`bn_act_train`'s ``y`` with respect to x, weight and bias."""
+    _check_activation(x, weight, bias, eps, act)
+    _check("gradient", grad, tuple(x.shape))
+    _check("batch mean", mean, (x.shape[1],))
+    _check("batch variance", var, (x.shape[1],))
     library = _library()
+    mean, var = mean.contiguous(), var.contiguous()
     x = x.contiguous(memory_format=torch.channels_last)
     grad = grad.contiguous(memory_format=torch.channels_last)
     n, c, h, w = x.shape
@@ -228,6 +183,7 @@ def applicable(x: Tensor, bn: nn.Module, act: str | None) -> bool:
 def batch_norm_act(x: Tensor, bn: nn.BatchNorm2d, act: str | None) -> Tensor:
     """``activation(act)(bn(x))`` for a BN in training mode, running statistics updated as
     ``nn.BatchNorm2d`` updates them (unbiased variance, momentum or cumulative average)."""
+    _check("x", x, 4)
     y, mean, var = torch.ops.effnet.bn_act_train(x, bn.weight, bn.bias, bn.eps, ACTIVATIONS[act])
     with torch.no_grad():
         bn.num_batches_tracked.add_(1)
@@ -249,6 +205,7 @@ def depthwise_conv(x: Tensor, weight: Tensor, stride: int, pad_top: int, pad_lef
                    out_w: int) -> Tensor:
     """Depthwise kxk conv (``weight`` [C, 1, k, k], no bias) of a channels_last float32 ``x``
     with the given top/left padding and output size (bottom/right padding is implied)."""
+    _check_depthwise(x, weight, stride, pad_top, pad_left, out_h, out_w)
     x = x.contiguous(memory_format=torch.channels_last)
     kernel = weight.shape[-1]
     taps = weight.detach().reshape(weight.shape[0], kernel * kernel).t().contiguous()  # [k*k, C]
@@ -269,6 +226,8 @@ def _(x: Tensor, weight: Tensor, stride: int, pad_top: int, pad_left: int, out_h
 def depthwise_conv_backward(grad: Tensor, x: Tensor, weight: Tensor, stride: int, pad_top: int, pad_left: int,
                             out_h: int, out_w: int) -> tuple[Tensor, Tensor]:
     """Gradients of :func:`depthwise_conv` with respect to x and weight, in one pass."""
+    _check_depthwise(x, weight, stride, pad_top, pad_left, out_h, out_w)
+    _check("gradient", grad, (x.shape[0], x.shape[1], out_h, out_w))
     x = x.contiguous(memory_format=torch.channels_last)
     grad = grad.contiguous(memory_format=torch.channels_last)
     channels, kernel, threads = weight.shape[0], weight.shape[-1], torch.get_num_threads()
@@ -316,6 +275,7 @@ def depthwise_applicable(x: Tensor, conv: nn.Conv2d) -> bool:
 def depthwise(x: Tensor, conv: nn.Conv2d, pads: tuple[int, int, int, int]) -> Tensor:
     """``conv`` applied to ``x`` padded by (left, right, top, bottom) zeros, without the
     padded copy."""
+    _check("x", x, 4)
     left, right, top, bottom = pads
     k, s = conv.kernel_size[0], conv.stride[0]
     out_h = (x.shape[2] + top + bottom - k) // s + 1
@@ -344,6 +304,9 @@ class _SqueezeExcite(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[no-untyped-def, override]
         x, pooled, gate, *params = ctx.saved_tensors
+        _check("x", x, 4)
+        _check("gradient", grad, tuple(x.shape))
+        x = x.contiguous(memory_format=torch.channels_last)
         grad = grad.contiguous(memory_format=torch.channels_last)
         n, c, h, w = x.shape
         grad_gate = torch.empty(n, c, dtype=torch.float32)
@@ -369,8 +332,9 @@ def squeeze_excite_applicable(x: Tensor) -> bool:
 def squeeze_excite(x: Tensor, gate_logits, params: list[Tensor]) -> Tensor:  # type: ignore[no-untyped-def]
     """``x * sigmoid(gate_logits(x.mean((2, 3), keepdim=True)))``; ``params`` are every
     parameter ``gate_logits`` uses (their gradients are returned through them)."""
+    _check("x", x, 4)
     return _SqueezeExcite.apply(x, gate_logits, *params)
 
 
-__all__ = ["ACTIVATIONS", "applicable", "available", "batch_norm_act", "depthwise", "depthwise_applicable",
-           "squeeze_excite", "squeeze_excite_applicable", "unavailable_reason"]
+__all__ = ["ACTIVATIONS", "applicable", "batch_norm_act", "depthwise", "depthwise_applicable", "squeeze_excite",
+           "squeeze_excite_applicable"]

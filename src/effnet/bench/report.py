@@ -1,0 +1,127 @@
+"""A benchmark's results: rows of speed and memory, speed-ups over each peer library's fastest
+contestant, the machine's peak estimate, and the report as markdown."""
+
+from __future__ import annotations
+
+import math
+import platform
+import statistics
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from .contestants import Setting
+
+
+@dataclass
+class Row:
+    section: str            # "latency" (batch 1), "throughput", "train"
+    contestant: str
+    batch: int
+    seconds: float          # median seconds per call (per step for "train")
+    spread: float           # (max - min) / median over rounds: how noisy this number is
+    images_per_s: float
+    speedup: dict[str, float] = field(default_factory=dict)  # peer library -> its fastest time / ours
+    madds_per_s: float | None = None
+
+
+@dataclass
+class MemoryRow:
+    contestant: str
+    kind: str
+    batch: int
+    step_mb: float
+    peak_mb: float
+    vs_peer: dict[str, float] = field(default_factory=dict)  # peer library -> ours / its smallest
+
+
+@dataclass
+class Report:
+    setting: Setting
+    machine: dict[str, object]
+    rows: list[Row]
+    memory: list[MemoryRow]
+    notes: list[str]
+    profile: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def cpu_peak(threads: int) -> dict[str, object]:
+    """An estimate of the fp32 multiply-add peak of ``threads`` cores, from the CPU flags:
+    AVX-512 = 16 fp32 lanes, AVX2 = 8; two FMA units per core (server cores since Skylake-SP;
+    one on some parts, which halves the peak); the clock is the nominal one."""
+    flags, mhz = set(), 0.0
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+                elif line.startswith("cpu MHz") and not mhz:
+                    mhz = float(line.split(":", 1)[1])
+    except OSError:
+        pass
+    lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
+    fma_units = 2 if "fma" in flags else 1
+    peak = threads * mhz * 1e6 * lanes * fma_units if mhz else None
+    return {"processor": platform.processor() or platform.machine(), "mhz": mhz, "threads": threads,
+            "fp32_lanes": lanes, "fma_units_assumed": fma_units, "peak_madds_per_s": peak,
+            "amx": "amx_tile" in flags, "avx512_vnni": "avx512_vnni" in flags}
+
+
+def library_of(contestant: str) -> str:
+    return contestant.split(":", 1)[0]
+
+
+def speedups(rows: list[Row]) -> None:
+    for section in {row.section for row in rows}:
+        group = [row for row in rows if row.section == section]
+        for library in sorted({library_of(row.contestant) for row in group} - {"ours"}):
+            fastest = min(row.seconds / row.batch for row in group if library_of(row.contestant) == library)
+            for row in group:
+                row.speedup[library] = fastest / (row.seconds / row.batch)
+
+
+def rows_from(section: str, batch: int, samples: dict[str, list[float]], madds: int) -> list[Row]:
+    rows = []
+    for name, values in samples.items():
+        median = statistics.median(values)
+        rows.append(Row(section, name, batch, median, (max(values) - min(values)) / median, batch / median,
+                        madds_per_s=madds * batch / median))
+    return rows
+
+
+def to_markdown(report: Report) -> str:
+    """The report as markdown tables: speed (with speed-ups over each peer library's fastest
+    contestant in the same section) and training memory."""
+    libraries = sorted({lib for row in report.rows for lib in row.speedup})
+    m = report.machine
+    lines = [f"`{report.setting.model}` at {report.setting.resolution}px, {report.setting.threads} threads, "
+             f"torch {m.get('torch', torch.__version__)}. Speed-up = the library's fastest contestant's time per image / this one's "
+             "(> 1: faster than that peer)."]
+    if m.get("peak_madds_per_s"):
+        lines.append(f"Peak estimate: {m['peak_madds_per_s'] / 1e9:.0f} G multiply-adds/s ({m['threads']} cores x "
+                     f"{m['mhz']:.0f} MHz x {m['fp32_lanes']} fp32 lanes x {m['fma_units_assumed']} FMA units, assumed).")
+    peak = m.get("peak_madds_per_s")
+    if report.rows:
+        lines += ["", "| section | contestant | batch | ms/call | images/s | G MAdds/s | % of peak | spread | "
+                  + " | ".join(f"speed-up vs {lib}" for lib in libraries) + " |",
+                  "|" + "---|" * (8 + len(libraries))]
+        for row in report.rows:
+            pct = f"{100 * row.madds_per_s / peak:.1f}%" if peak and row.madds_per_s else "-"
+            lines.append(f"| {row.section} | {row.contestant} | {row.batch} | {row.seconds * 1e3:.1f} | {row.images_per_s:.1f} | "
+                         f"{(row.madds_per_s or 0) / 1e9:.1f} | {pct} | {row.spread:.0%} | "
+                         + " | ".join(f"{row.speedup.get(lib, math.nan):.2f}x" for lib in libraries) + " |")
+    if report.memory:
+        mem_libs = sorted({lib for row in report.memory for lib in row.vs_peer})
+        lines += ["", "| training memory | batch | step MiB (peak RSS - RSS before) | process peak MiB | "
+                  + " | ".join(f"vs {lib} smallest" for lib in mem_libs) + " |", "|" + "---|" * (4 + len(mem_libs))]
+        for mrow in report.memory:
+            lines.append(f"| {mrow.contestant} | {mrow.batch} | {mrow.step_mb:.0f} | {mrow.peak_mb:.0f} | "
+                         + " | ".join(f"{mrow.vs_peer.get(lib, math.nan):.2f}x" for lib in mem_libs) + " |")
+    lines += [f"- {note}" for note in report.notes]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["MemoryRow", "Report", "Row", "cpu_peak", "library_of", "rows_from", "speedups", "to_markdown"]
