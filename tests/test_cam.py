@@ -114,3 +114,16 @@ def test_real_cam_looks_at_the_cup() -> None:
     centre = cam.heatmap[h // 4: 3 * h // 4, w // 4: 3 * w // 4].mean()
     border = np.concatenate([cam.heatmap[:h // 8].ravel(), cam.heatmap[-h // 8:].ravel()]).mean()
     assert centre > border
+
+
+def test_cam_of_a_grey_model(photo: Image.Image, tmp_path: Path) -> None:
+    """A Fashion-MNIST network sees one grey plane: the colour photo is turned grey by its
+    preprocessing, and the input as seen comes back as a (grey) RGB picture to draw on."""
+    torch.manual_seed(0)
+    grey = effnet.create_model("fmnist_s0").eval()
+    cam = class_activation_map(photo, grey)
+    assert cam.image.mode == "RGB" and cam.image.size == (28, 28) and cam.heatmap.shape == (28, 28)
+    pixels = np.asarray(cam.image)
+    assert (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all()
+    save_cam(cam, str(tmp_path / "grey.png"))
+    assert (tmp_path / "grey.png").read_bytes()[:4] == b"\x89PNG"

@@ -83,6 +83,8 @@ def _as_seen(x: torch.Tensor, transform: nn.Module) -> Image.Image:
             std = torch.tensor(step.std).view(-1, 1, 1)
             x = x * std + mean
     array = (x.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    if array.shape[2] == 1:  # a grey model (Fashion-MNIST) saw one plane
+        return Image.fromarray(array[..., 0], mode="L").convert("RGB")
     return Image.fromarray(array)
 
 

@@ -5,6 +5,7 @@ torchvision is used for its transforms only, never for its models."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from torchvision.transforms import v2 as T
 from torchvision.transforms import InterpolationMode
@@ -36,9 +37,13 @@ def eval_transform(pre: Preprocessing) -> T.Compose:
     ])
 
 
-def default_preprocessing(resolution: int) -> Preprocessing:
-    """What a model without weights metadata gets: the official TF eval crop at its size."""
-    return Preprocessing.tf_efficientnet(resolution)
+def default_preprocessing(resolution: int, in_chans: int = 3) -> Preprocessing:
+    """What a model without weights metadata gets: the official TF eval crop at its size,
+    ImageNet statistics (averaged over the planes for a one-channel network)."""
+    pre = Preprocessing.tf_efficientnet(resolution)
+    if in_chans == 1:
+        pre = replace(pre, mean=(sum(pre.mean) / 3,), std=(sum(pre.std) / 3,))
+    return pre
 
 
 def preprocessing_for(model: torch.nn.Module) -> Preprocessing:
@@ -49,7 +54,7 @@ def preprocessing_for(model: torch.nn.Module) -> Preprocessing:
     if pre is not None:
         return pre
     spec = getattr(model, "spec", None)
-    return default_preprocessing(spec.resolution if spec is not None else 224)
+    return default_preprocessing(spec.resolution, spec.in_chans) if spec is not None else default_preprocessing(224)
 
 
 def input_size(model: torch.nn.Module) -> int:

@@ -17,7 +17,7 @@ from PIL import Image
 from torch import nn
 
 from ..data.images import IMAGE_EXTENSIONS, load_image
-from ..data.transforms import default_preprocessing, eval_transform, transforms_for
+from ..data.transforms import default_preprocessing, eval_transform, preprocessing_for, transforms_for
 
 # scikit-image's colour photographs (not its synthetic or greyscale images).
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry",
@@ -27,8 +27,10 @@ SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field
 def _transform(model: nn.Module, resolution: int | None):  # type: ignore[no-untyped-def]
     if resolution is None:
         return transforms_for(model)
-    pre = getattr(model, "preprocessing", None) or default_preprocessing(resolution)
-    return eval_transform(replace(pre, input_size=resolution))
+    if getattr(model, "preprocessing", None) is None:  # no weights metadata: the TF crop at that size
+        spec = getattr(model, "spec", None)
+        return eval_transform(default_preprocessing(resolution, spec.in_chans if spec is not None else 3))
+    return eval_transform(replace(preprocessing_for(model), input_size=resolution))
 
 
 def _photos() -> list[Image.Image]:
