@@ -52,3 +52,17 @@ STAGES = {
     "efficientnet_lite3": (1280, "24x1 32x3 48x3 96x5 136x5 232x6 384x1"),
     "efficientnet_lite4": (1280, "24x1 32x4 56x4 112x6 160x6 272x8 448x1"),
 }
+
+# EfficientNetV2 trainable parameters, 1000 classes (shared/reference/efficientnetv2.md 3.1:
+# timm tf_efficientnetv2_* = torchvision = the official test's counts less BN statistics).
+V2_PARAMS = {
+    "efficientnetv2_b0": 7_139_704, "efficientnetv2_b1": 8_141_052, "efficientnetv2_b2": 10_096_086,
+    "efficientnetv2_b3": 14_358_406, "efficientnetv2_s": 21_458_488, "efficientnetv2_m": 54_139_356,
+    "efficientnetv2_l": 118_515_272, "efficientnetv2_xl": 208_119_808,
+}
+# Multiply-adds (billions) at the eval size: the official README (B0..L) and timm's benchmark
+# for XL (reference 3.2).
+V2_MADDS_B = {
+    "efficientnetv2_b0": 0.72, "efficientnetv2_b1": 1.2, "efficientnetv2_b2": 1.7, "efficientnetv2_b3": 3.0,
+    "efficientnetv2_s": 8.4, "efficientnetv2_m": 24.7, "efficientnetv2_l": 56.3, "efficientnetv2_xl": 93.85,
+}

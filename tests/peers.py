@@ -20,6 +20,8 @@ class PeerCase:
     layout: str        # "timm" or "torchvision"
     model: str         # the peer's model name
     size: int          # input size: small for the big models (time and memory)
+    # More (H, W) inputs to compare at: even and odd, non-square (odd sides hide the SAME bug).
+    extra_sizes: tuple[tuple[int, int], ...] = ()
 
     @property
     def id(self) -> str:
@@ -40,8 +42,18 @@ CASES = (
     + _timm("torchvision", [f"efficientnet_b{i}" for i in range(4)], 128)
     + _timm("torchvision", [f"efficientnet_b{i}" for i in range(4, 8)], 96)
 )
+# EfficientNetV2: the 15 conversions of the V2 issue, each at an even and an odd non-square size.
+V2_SIZES = ((64, 96), (65, 97))
+V2_CASES = tuple(
+    PeerCase(layout, model, 64, V2_SIZES)
+    for layout, model in [("timm", f"tf_efficientnetv2_{v}") for v in ("b0", "b1", "b2", "b3", "s", "m", "l", "xl")]
+    + [("timm", f"efficientnetv2_{v}") for v in ("s", "m", "l", "xl")]
+    + [("torchvision", f"efficientnet_v2_{v}") for v in ("s", "m", "l")]
+)
+CASES = [*CASES, *V2_CASES]
 HEAVY = {"tf_efficientnet_b6", "tf_efficientnet_b7", "tf_efficientnet_b8", "tf_efficientnet_l2",
-         "efficientnet_b6", "efficientnet_b7"}
+         "efficientnet_b6", "efficientnet_b7", "tf_efficientnetv2_l", "tf_efficientnetv2_xl", "efficientnetv2_l",
+         "efficientnetv2_xl", "efficientnet_v2_l"}
 
 
 def build_peer(case: PeerCase) -> nn.Module:
@@ -86,8 +98,10 @@ def run_parity(case: PeerCase, directory: Path | None = None, batch: int = 2) ->
     alone -> compare logits."""
     torch.manual_seed(0)
     peer = randomise(build_peer(case)).eval()
-    x = torch.randn(batch, 3, case.size, case.size, generator=torch.Generator().manual_seed(1))
-    expected = peer(x)
+    generator = torch.Generator().manual_seed(1)
+    inputs = [torch.randn(batch, 3, h, w, generator=generator)
+              for h, w in ((case.size, case.size), *case.extra_sizes)]
+    expected = [peer(x) for x in inputs]
     settings = peer_weights(case.layout, case.model)
     spec = get_spec(settings.architecture).replace(padding=settings.padding, bn_eps=settings.bn_eps)
     state_dict = convert_state_dict(peer.state_dict(), spec, case.layout)
@@ -101,6 +115,5 @@ def run_parity(case: PeerCase, directory: Path | None = None, batch: int = 2) ->
         del state_dict
         gc.collect()
         ours = create_model(settings.architecture, weights=str(path)).eval()
-    got = ours(x)
-    return ParityResult(case, settings.architecture, float((got - expected).abs().max()),
-                        float(expected.abs().max()))
+    diffs = [float((ours(x) - want).abs().max()) for x, want in zip(inputs, expected)]
+    return ParityResult(case, settings.architecture, max(diffs), min(float(want.abs().max()) for want in expected))

@@ -46,7 +46,7 @@ class Features(nn.Module):
         return self.model.forward_features(x)
 
 
-@pytest.mark.parametrize("name", ["efficientnet_b0", "efficientnet_lite0"])
+@pytest.mark.parametrize("name", ["efficientnet_b0", "efficientnet_lite0", "efficientnetv2_b0"])
 def test_dynamic_onnx_matches_eager_at_odd_and_even_sizes(tmp_path, name):
     model = _model(name)
     result = export_model(model, tmp_path / "m.onnx", format="onnx", resolution=65, dynamic=True)

@@ -11,7 +11,7 @@ from effnet.spec import SpecError
 from effnet.zoo import UnknownModelError
 
 ALL = list_models()
-HUGE = {"efficientnet_l2", "efficientnet_b8", "efficientnet_b7"}
+HUGE = {"efficientnet_l2", "efficientnet_b8", "efficientnet_b7", "efficientnetv2_l", "efficientnetv2_xl"}
 
 
 def small_size(name: str) -> int:

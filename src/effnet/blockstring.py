@@ -4,7 +4,9 @@ Official strings look like ``r1_k3_s11_e1_i32_o16_se0.25`` (repeats, kernel, str
 expand ratio, in, out, SE ratio), with ``noskip`` to turn off the identity shortcut
 (tensorflow/tpu ``efficientnet_builder.BlockDecoder``). Blocks other than MBConv carry their
 kind as a leading word, e.g. ``ds_r1_k3_s22_e1_i32_o64_noskip``; strings without one are
-MBConv, so every official string parses unchanged.
+MBConv, so every official string parses unchanged. EfficientNetV2's automl dialect parses
+too: one-digit strides (``s2``) and ``c1`` for Fused-MBConv (``c0``: MBConv), as in
+``r2_k3_s2_e4_i24_o48_c1``; effnet writes that block as ``fused_r2_k3_s22_e4_i24_o48``.
 """
 
 from __future__ import annotations
@@ -57,16 +59,24 @@ def parse_stage(text: str) -> StageSpec:
             continue
         if token == "noskip":
             key, raw = "noskip", ""
+        elif token[:1] == "c" and token[1:] in ("0", "1"):  # automl's conv_type
+            key, raw = "c", token[1:]
         elif token.startswith("se"):
             key, raw = "se", token[2:]
         elif token[:1] in _REQUIRED:
             key, raw = token[:1], token[1:]
         else:
-            known = "r, k, s, e, i, o, se, noskip" + (f" or a leading kind {BLOCK_KINDS}" if position == 0 else "")
+            known = "r, k, s, e, i, o, se, c0/c1, noskip" + (f" or a leading kind {BLOCK_KINDS}" if position == 0 else "")
             raise fail(f"unknown field; known fields are {known}")
         if key in values:
             raise fail(f"'{key}' is given twice")
         values[key] = _parse_value(key, raw, fail)
+    if "c" in values:
+        conv_type = "fused" if values.pop("c") == 1 else "mbconv"
+        if kind not in ("mbconv", conv_type):
+            raise BlockStringError(f"block string {text!r}: a {kind} block cannot have the automl conv type "
+                                   f"c{1 if conv_type == 'fused' else 0} ({conv_type})")
+        kind = conv_type
     missing = [f"{k} ({_REQUIRED[k]})" for k in _REQUIRED if k not in values]
     if missing:
         raise BlockStringError(f"block string {text!r} lacks the field(s) {', '.join(missing)}")

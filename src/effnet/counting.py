@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 from .spec import SpecError, NetworkSpec, StageSpec
 
-_OPERATOR = {"mbconv": "MBConv", "ds": "DSConv", "bottleneck": "Bottleneck", "conv": "Conv"}
+_OPERATOR = {"mbconv": "MBConv", "fused": "Fused-MBConv", "ds": "DSConv", "bottleneck": "Bottleneck",
+             "conv": "Conv"}
 
 
 @dataclass
@@ -81,6 +82,17 @@ def _block(stage: StageSpec, in_ch: int, out_ch: int, stride: int, h: int, w: in
         if stage.se_ratio > 0:
             cost.add(_se(mid, se_reduced))
         conv(mid, out_ch)
+    elif stage.kind == "fused":
+        if stage.expand_ratio == 1:  # one kxk conv is the whole block
+            conv(in_ch, out_ch, stage.kernel, stride)
+            if stage.se_ratio > 0:
+                cost.add(_se(out_ch, se_reduced))
+        else:
+            mid = max(1, round(in_ch * stage.expand_ratio))
+            conv(in_ch, mid, stage.kernel, stride)
+            if stage.se_ratio > 0:
+                cost.add(_se(mid, se_reduced))
+            conv(mid, out_ch)
     elif stage.kind == "ds":
         conv(in_ch, in_ch, stage.kernel, stride, groups=in_ch)
         if stage.se_ratio > 0:
@@ -148,10 +160,10 @@ def count(spec: NetworkSpec, resolution: int | tuple[int, int] | None = None) ->
 
 def _operator(stage: StageSpec) -> str:
     name = _OPERATOR[stage.kind]
-    if stage.kind == "mbconv":
+    if stage.kind in ("mbconv", "fused"):
         name += f"{stage.expand_ratio:g}"
     name += f", k{stage.kernel}x{stage.kernel}"
-    if stage.se_ratio > 0 and stage.kind != "mbconv":
+    if stage.se_ratio > 0 and stage.kind not in ("mbconv",):
         name += ", SE"
     return name
 

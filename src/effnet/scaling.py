@@ -20,16 +20,17 @@ DEFAULT_CONSTRAINT_TOLERANCE = 0.1
 MAX_MULTIPLIER = 64.0
 
 
-def round_filters(filters: int, width: float | None, divisor: int = 8) -> int:
+def round_filters(filters: int, width: float | None, divisor: int = 8, round_limit: float = 0.9) -> int:
     """Channels after width scaling, a multiple of ``divisor`` (official code).
 
-    Rounds to the nearest multiple but never drops below 90% of the scaled value.
+    Rounds to the nearest multiple but never drops below ``round_limit`` of the scaled
+    value (V1: 0.9; EfficientNetV2's code has no such step: 0).
     """
     if not width:
         return filters
     scaled = filters * width
     new = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
-    if new < 0.9 * scaled:
+    if new < round_limit * scaled:
         new += divisor
     return int(new)
 
@@ -112,7 +113,7 @@ def scale(spec: NetworkSpec, width: float = 1.0, depth: float = 1.0,
     policy = spec.scaling_policy
 
     def filters(channels: int) -> int:
-        return round_filters(channels, width)
+        return round_filters(channels, width, round_limit=policy.round_limit)
 
     stem = spec.stem if policy.fixed_stem else replace(spec.stem, channels=filters(spec.stem.channels))
     stages: list[StageSpec] = []

@@ -14,8 +14,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
-BlockKind = Literal["mbconv", "ds", "bottleneck", "conv"]
-BLOCK_KINDS: tuple[str, ...] = ("mbconv", "ds", "bottleneck", "conv")
+BlockKind = Literal["mbconv", "fused", "ds", "bottleneck", "conv"]
+BLOCK_KINDS: tuple[str, ...] = ("mbconv", "fused", "ds", "bottleneck", "conv")
 ACTIVATIONS: tuple[str, ...] = ("silu", "relu", "relu6", "hard_swish")
 PADDINGS: tuple[str, ...] = ("same", "symmetric")
 
@@ -32,6 +32,9 @@ class StageSpec:
 
     - ``mbconv``: inverted residual (MobileNetV2, EfficientNet). ``expand_ratio`` is
       relative to the block input.
+    - ``fused``: Fused-MBConv (EfficientNetV2): the 1x1 expansion and the depthwise kxk are
+      one regular kxk conv; with ``expand_ratio`` 1 that conv is the whole block (BN, act),
+      else a linear 1x1 projection follows.
     - ``ds``: depthwise-separable conv (MobileNetV1): depthwise kxk, then pointwise 1x1,
       each with BN and activation.
     - ``bottleneck``: ResNet bottleneck (1x1, kxk with the stride, 1x1). ``expand_ratio`` is
@@ -109,12 +112,17 @@ class ScalingPolicy:
     """Which parts of a network the scaling rules leave alone.
 
     EfficientNet-Lite keeps its stem (32) and head (1280) and the repeats of its first and
-    last stage fixed (official lite builder); the B family scales everything.
+    last stage fixed (official lite builder); the B family scales everything. EfficientNetV2
+    rounds channels without V1's 0.9 step (``round_limit=0``): V2-B3's stage 1 keeps 16
+    channels where V1's rule would make 24.
     """
 
     fixed_stem: bool = False
     fixed_head: bool = False
     fixed_depth_stages: tuple[int, ...] = ()
+    # round_filters never goes below this fraction of the scaled width (V1's 0.9 step);
+    # EfficientNetV2's official code has no such step (0.0).
+    round_limit: float = 0.9
 
     def depth_fixed(self, stage_index: int, num_stages: int) -> bool:
         return any(i % num_stages == stage_index for i in self.fixed_depth_stages)

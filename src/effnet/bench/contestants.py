@@ -32,6 +32,9 @@ PEERS: dict[str, tuple[str, ...]] = {
     **{f"efficientnet_b{i}": (f"timm:tf_efficientnet_b{i}", f"timm:efficientnet_b{i}", f"torchvision:efficientnet_b{i}")
        for i in range(8)},
     **{f"efficientnet_lite{i}": (f"timm:tf_efficientnet_lite{i}",) for i in range(5)},
+    **{f"efficientnetv2_{v}": (f"timm:tf_efficientnetv2_{v}",) for v in ("b0", "b1", "b2", "b3")},
+    **{f"efficientnetv2_{v}": (f"timm:tf_efficientnetv2_{v}", f"timm:efficientnetv2_{v}")
+       + ((f"torchvision:efficientnet_v2_{v}",) if v != "xl" else ()) for v in ("s", "m", "l", "xl")},
 }
 
 INFERENCE_PATHS = ("eager", "channels_last", "fused", "compiled", "onnx-fp32", "onnx-int8")

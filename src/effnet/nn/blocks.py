@@ -69,6 +69,34 @@ class MBConv(nn.Module):
         return out
 
 
+class FusedMBConv(nn.Module):
+    """Fused-MBConv (EfficientNetV2, official ``FusedMBConvBlock``): the expansion 1x1 and the
+    depthwise kxk of MBConv fused into one regular kxk conv (BN, act) -> optional SE -> linear
+    1x1 projection (BN, no act). With expand ratio 1 the kxk conv goes straight from the input
+    to the output width and is the whole block, activation after its BN included."""
+
+    def __init__(self, args: BlockArgs) -> None:
+        super().__init__()
+        self.expands = args.expand_ratio != 1
+        if not self.expands:
+            self.conv: nn.Module = args.conv(args.in_channels, args.out_channels, args.kernel, args.stride)
+            self.se = args.squeeze_excite(args.out_channels)
+            self.project: nn.Module = nn.Identity()
+        else:
+            mid = max(1, round(args.in_channels * args.expand_ratio))
+            self.expand = args.conv(args.in_channels, mid, args.kernel, args.stride)
+            self.se = args.squeeze_excite(mid)
+            self.project = args.conv(mid, args.out_channels, act=None)
+        self.has_skip = args.skip and args.identity_fits
+        self.drop_path = DropPath(args.drop_path_rate) if self.has_skip else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.project(self.se(self.expand(x) if self.expands else self.conv(x)))
+        if self.has_skip:
+            out = self.drop_path.add_to(x, out)  # drop_path(out) + x, one pass
+        return out
+
+
 class DepthwiseSeparable(nn.Module):
     """MobileNetV1's layer: depthwise kxk (BN, act) -> optional SE -> pointwise 1x1 (BN, act)."""
 
@@ -133,6 +161,7 @@ class ConvBlock(nn.Module):
 
 BLOCKS: dict[str, type[nn.Module]] = {
     "mbconv": MBConv,
+    "fused": FusedMBConv,
     "ds": DepthwiseSeparable,
     "bottleneck": Bottleneck,
     "conv": ConvBlock,

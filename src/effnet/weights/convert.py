@@ -65,9 +65,11 @@ def key_map(spec: NetworkSpec, layout: str | Layout) -> dict[str, str]:
     layout = get_layout(layout)
     if layout.name == "effnet":  # our own names, for any network (ResNet-50 too)
         return {key: key for key in reference_shapes(spec)}
-    if any(stage.kind != "mbconv" for stage in spec.stages):
-        raise WeightsError(f"{spec.name} is not an EfficientNet (MBConv) network; the {layout.name} layout "
-                           "only describes EfficientNets, so save and load it in effnet's own format")
+    if any(stage.kind not in ("mbconv", "fused") for stage in spec.stages) or (
+            any(stage.kind == "fused" for stage in spec.stages) and not layout.fused_unexpanded):
+        raise WeightsError(f"{spec.name} is not an EfficientNet network the {layout.name} layout describes (it "
+                           "has MBConv and, for timm and torchvision, Fused-MBConv blocks); save and load it in "
+                           "effnet's own format")
     first_flat = [sum(s.repeats for s in spec.stages[:i]) for i in range(len(spec.stages))]
     mapping = {}
     for key in reference_shapes(spec):
@@ -75,7 +77,11 @@ def key_map(spec: NetworkSpec, layout: str | Layout) -> dict[str, str]:
         if module.startswith("stages."):
             _, stage, index, part = module.split(".", 3)
             s, j = int(stage), int(index)
-            table = layout.expanded if spec.stages[s].expand_ratio != 1 else layout.unexpanded
+            stage_spec = spec.stages[s]
+            table = layout.table(stage_spec.kind, stage_spec.expand_ratio != 1)
+            if part not in table:
+                raise WeightsError(f"the {layout.name} layout has no place for {part} of a {stage_spec.kind} block "
+                                   f"(stage {s} of {spec.name}); save and load it in effnet's own format")
             block = layout.block.format(stage=s, index=j, flat=first_flat[s] + j, next_stage=s + 1)
             theirs = f"{block}.{table[part]}"
         else:

