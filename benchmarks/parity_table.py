@@ -43,7 +43,8 @@ def main() -> int:
         start = time.perf_counter()
         result = run_parity(case)
         worst = max(worst, result.max_abs_diff)
-        print(f"| {result.architecture} | {case.layout} `{case.model}` | {case.size} px | "
+        sizes = ", ".join(f"{h}x{w}" for h, w in ((case.size, case.size), *case.extra_sizes))
+        print(f"| {result.architecture} | {case.layout} `{case.model}` | {sizes} | "
               f"{result.max_abs_diff:.2e} | {result.max_abs_logit:.3f} | {time.perf_counter() - start:.1f} |",
               flush=True)
     print(f"\nworst: {worst:.2e} (tolerance 1e-4)")

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
          r["paper_flops_b"] and f"{r['paper_flops_b']}B", r["paper_top1"])
         for r in records
     ]
-    print_table("effnet models (ours: counted from the spec; paper: Tan & Le 2019)",
+    print_table("effnet models (ours: counted from the spec; paper: Tan & Le 2019, V2: Tan & Le 2021)",
                 ["model", "res", "params", "paper params", "MAdds", "paper FLOPS", "paper top-1"], rows,
                 caption="MAdds count convs, SE and FC at the native resolution (paper 'FLOPS' = multiply-adds).")
     return 0

@@ -76,14 +76,15 @@ def train_transform(input_size: int, *, mean: tuple[float, ...], std: tuple[floa
                     crop: str = "random_resized", scale: tuple[float, float] = (0.08, 1.0),
                     ratio: tuple[float, float] = (3 / 4, 4 / 3), padding: int = 4,
                     interpolation: str = "bicubic", hflip: float = 0.5, auto_augment: str | None = None,
-                    randaugment_n: int = 2, randaugment_m: int = 10) -> T.Compose:
+                    randaugment_n: int = 2, randaugment_m: int = 10, resize_first: bool = False) -> T.Compose:
     """PIL image or uint8 tensor -> augmented, normalised float tensor (training).
 
     The official recipe (``preprocessing.py``): a random crop covering 8%..100% of the
     area with aspect 3/4..4/3, bicubic resize to ``input_size``, horizontal flip, then
     AutoAugment or RandAugment (N=2, M=10..28) on the uint8 image. ``crop="pad_crop"`` instead
     pads ``padding`` pixels and takes a random ``input_size`` crop, the usual choice for
-    28 px images, where an 8% crop keeps almost nothing.
+    28 px images, where an 8% crop keeps almost nothing; ``resize_first`` resizes the image to
+    ``input_size`` before that (progressive learning's smaller stages).
     """
     if crop not in TRAIN_CROPS:
         raise ValueError(f"crop must be one of {TRAIN_CROPS}, got {crop!r}")
@@ -94,6 +95,8 @@ def train_transform(input_size: int, *, mean: tuple[float, ...], std: tuple[floa
     if crop == "random_resized":
         steps.append(T.RandomResizedCrop(input_size, scale=scale, ratio=ratio, interpolation=mode, antialias=True))
     else:
+        if resize_first:
+            steps.append(T.Resize(input_size, interpolation=mode, antialias=True))
         steps.append(T.RandomCrop(input_size, padding=padding, pad_if_needed=True))
     if hflip > 0:
         steps.append(T.RandomHorizontalFlip(hflip))

@@ -23,6 +23,7 @@ import yaml
 from ..data.datasets import DATASETS
 from ..data.transforms import AUTO_AUGMENTS, TRAIN_CROPS
 from .optim import OPTIMIZERS
+from .progressive import SCHEDULES as PROGRESSIVE_SCHEDULES
 from .schedule import SCHEDULES
 
 AMP_MODES = ("none", "bf16", "fp16")
@@ -121,6 +122,20 @@ class TrainConfig:
 
 
 @dataclass
+class ProgressiveConfig:
+    """Progressive learning (EfficientNetV2 section 4.2; effnet.train.progressive)."""
+
+    stages: int = 0                      # M equal stages; 0: off (fixed size). The V2 paper uses 4
+    schedule: str = "paper"              # paper (Algorithm 1) | official (google/automl main.py)
+    min_image_size: int | None = None    # the first stage's size (paper S0); None: half the final size
+    randaugment_min: float = 5.0         # the first stage's magnitude (used with data.auto_augment=randaugment)
+    randaugment_max: float | None = None # the last stage's; None: data.randaugment_m
+    mixup_max: float = 0.0               # the last stage's mixup alpha (the first: 0)
+    cutmix_max: float = 0.0              # the last stage's cutmix alpha (official schedule only)
+    dropout_min: float = 0.1             # the first stage's dropout (paper schedule; the last: the model's)
+
+
+@dataclass
 class RunConfig:
     out_dir: str = "runs"
     name: str | None = None              # None: MODEL-YYYYmmdd-HHMMSS
@@ -135,6 +150,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    progressive: ProgressiveConfig = field(default_factory=ProgressiveConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -294,6 +310,23 @@ def validate(config: Config) -> None:
     _check_range("train.ema_decay", t.ema_decay, 0.0, 1.0, open_high=True)
     _check_range("train.threads", t.threads, 0)
     _check_range("train.time_limit_min", t.time_limit_min, 0.0)
+    g = config.progressive
+    _check_choice("progressive.schedule", g.schedule, PROGRESSIVE_SCHEDULES)
+    _check_range("progressive.stages", g.stages, 0)
+    if g.stages == 1:
+        raise ConfigError("progressive.stages=1 is one stage, i.e. fixed-size training; use 0 (off) or >= 2")
+    if g.stages:
+        if d.batch_augment:
+            raise ConfigError("progressive learning resizes and augments each image for its stage: set "
+                              "data.batch_augment=false")
+        if g.stages > t.epochs:
+            raise ConfigError(f"progressive.stages={g.stages} is more than train.epochs={t.epochs}; every stage "
+                              "needs at least one epoch")
+        if g.min_image_size is not None:
+            _check_range("progressive.min_image_size", g.min_image_size, 4)
+        for key in ("randaugment_min", "mixup_max", "cutmix_max"):
+            _check_range(f"progressive.{key}", getattr(g, key), 0.0)
+        _check_range("progressive.dropout_min", g.dropout_min, 0.0, 1.0, open_high=True)
 
 
 def read_file(path: str | Path) -> dict[str, Any]:
@@ -367,6 +400,6 @@ def save_config(config: Config, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
-__all__ = ["AMP_MODES", "Config", "ConfigError", "DataConfig", "ModelConfig", "OptimConfig", "RunConfig",
-           "ScheduleConfig", "TrainConfig", "apply_overrides", "config_from_run", "from_dict", "run_config", "load_config", "read_file",
-           "save_config", "validate"]
+__all__ = ["AMP_MODES", "Config", "ConfigError", "DataConfig", "ModelConfig", "OptimConfig", "ProgressiveConfig",
+           "RunConfig", "ScheduleConfig", "TrainConfig", "apply_overrides", "config_from_run", "from_dict",
+           "load_config", "read_file", "run_config", "save_config", "validate"]

@@ -7,8 +7,9 @@ on the seed and the epoch: this is what makes an interrupted run resume exactly.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
@@ -74,6 +75,10 @@ class RunData:
     batch_augment: BatchAugment | None  # training batches: augmented and normalised in the loop
     preprocessing: Preprocessing       # eval preprocessing (saved with the trained model)
     minival: int                       # images held out from train for model selection (0: none)
+    # A training loader with another per-image transform, the same sampler (progressive
+    # learning: each stage trains at its own image size and augmentation strength).
+    loader_with: Callable[[Callable[[Any], Any]], DataLoader] | None = None
+    native_size: int | None = None
 
 
 def _stats(config: Config, weights_pre: Preprocessing | None) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -104,6 +109,17 @@ def _native_size(dataset: Dataset) -> int | None:
     return int(images.shape[-1]) if isinstance(images, torch.Tensor) and images.shape[-1] == images.shape[-2] else None
 
 
+def stage_transform(config: Config, pre: Preprocessing, size: int, randaugment_m: int,
+                    native_size: int | None) -> T.Compose:
+    """The per-image training transform of a progressive-learning stage: the run's own, at
+    ``size`` pixels and RandAugment magnitude ``randaugment_m``."""
+    d = config.data
+    return train_transform(size, mean=pre.mean, std=pre.std, crop=d.crop, scale=(d.scale_min, 1.0),
+                           padding=d.padding, interpolation=pre.interpolation, hflip=d.hflip,
+                           auto_augment=d.auto_augment, randaugment_n=d.randaugment_n, randaugment_m=randaugment_m,
+                           resize_first=native_size is not None and native_size != size)
+
+
 def _transforms(config: Config, pre: Preprocessing, native_size: int | None):  # type: ignore[no-untyped-def]
     """(train transform, eval transform, batch augmentation or None)."""
     d = config.data
@@ -115,11 +131,7 @@ def _transforms(config: Config, pre: Preprocessing, native_size: int | None):  #
             [T.ToImage(), T.Resize(size, interpolation=mode, antialias=True), T.CenterCrop(size)])
         augment = BatchAugment(pre.mean, pre.std, padding=d.padding if d.crop == "pad_crop" else 0, hflip=d.hflip)
         return to_size, to_size, augment
-    train_tf = train_transform(size, mean=pre.mean, std=pre.std, crop=d.crop, scale=(d.scale_min, 1.0),
-                               padding=d.padding, interpolation=pre.interpolation, hflip=d.hflip,
-                               auto_augment=d.auto_augment, randaugment_n=d.randaugment_n,
-                               randaugment_m=d.randaugment_m)
-    return train_tf, eval_transform(pre), None
+    return stage_transform(config, pre, size, d.randaugment_m, native_size), eval_transform(pre), None
 
 
 def _preprocessing(config: Config, size: int, weights_pre: Preprocessing | None) -> Preprocessing:
@@ -187,7 +199,8 @@ def build_data(config: Config, info: DistInfo, *, resolution: int,
         if test_set is not None:
             test_set = Subset(test_set, range(min(d.eval_subset, len(test_set))))  # type: ignore[arg-type]
 
-    train_tf, eval_tf, batch_augment = _transforms(config, pre, native_size=_native_size(train_base))
+    native = _native_size(train_base)
+    train_tf, eval_tf, batch_augment = _transforms(config, pre, native_size=native)
     train_set = Transformed(train_base, train_tf)
     sampler = ResumableSampler(train_set, info, seed=t.seed)
     per_rank = t.batch_size // info.world_size
@@ -209,8 +222,11 @@ def build_data(config: Config, info: DistInfo, *, resolution: int,
         test_loader=None if test_set is None else eval_batches(test_set),
         sampler=sampler, classes=classes, image_size=size, per_rank_batch=per_rank,
         batch_augment=batch_augment, preprocessing=pre, minival=len(val_base) if test_set is not None else 0,
+        loader_with=lambda transform: loader(Transformed(train_base, transform), per_rank, sampler=sampler,
+                                             drop_last=True),
+        native_size=native,
     )
 
 
 __all__ = ["DEFAULT_MINIVAL", "EvalBatches", "FASHION_MNIST_MEAN", "FASHION_MNIST_STD", "ResumableSampler", "RunData",
-           "build_data", "build_eval_loader", "minival_size"]
+           "build_data", "build_eval_loader", "minival_size", "stage_transform"]

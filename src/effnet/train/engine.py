@@ -21,6 +21,7 @@ from .checkpoint import Position
 from .distributed import DistInfo, any_rank, any_ranks
 from .evaluate import EvalResult, autocast_context, evaluate
 from .progress import EpochProgress
+from .progressive import BatchMix
 
 
 class NonFiniteLossError(RuntimeError):
@@ -44,6 +45,7 @@ class Engine:
     channels_last: bool = False
     clip_grad_norm: float | None = None
     batch_augment: BatchAugment | None = None
+    mix: BatchMix | None = None      # mixup / cutmix (progressive learning's stages)
 
     def train_step(self, images: torch.Tensor, labels: torch.Tensor, position: Position) -> tuple[float, int]:
         """One optimiser step; (loss, correct top-1 count) of the batch."""
@@ -51,11 +53,14 @@ class Engine:
         labels = labels.to(self.device, non_blocking=True)
         if self.batch_augment is not None:
             images = self.batch_augment(images, train=True)
+        targets = labels
+        if self.mix is not None and self.mix.active:
+            images, targets = self.mix(images, labels)  # soft targets; accuracy still on the true labels
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast_context(self.device, self.amp):
             logits = self.forward_model(images)
-        loss = self.criterion(logits.float(), labels)
+        loss = self.criterion(logits.float(), targets)
         loss_value = float(loss.detach())
         if any_rank(not math.isfinite(loss_value), self.info, self.device):
             raise NonFiniteLossError(

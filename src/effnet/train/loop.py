@@ -51,13 +51,14 @@ from .build import build_run_model, set_backbone_frozen
 from .checkpoint import (EMPTY_EPOCH, LAST, MODEL, Position, check_resumable, checkpoint_payload, load_checkpoint, position_from,
                          save_checkpoint, save_run_model, set_rng_state)
 from .config import Config, ConfigError, save_config, validate
-from .data import RunData
+from .data import RunData, stage_transform
 from .distributed import DistInfo, all_reduce_sum, barrier, cleanup, setup
 from .ema import create_ema
 from .engine import Engine, NonFiniteLossError
 from .metrics import MetricsWriter
 from .optim import build_optimizer
 from .progress import EpochProgress, console
+from .progressive import BatchMix, Stage, plan, set_dropout, stage_of
 from .schedule import build_scheduler, scaled_lr
 
 
@@ -218,6 +219,8 @@ def _train(config: Config, info: DistInfo, resume: str | os.PathLike[str] | None
                   f"({info.world_size} process{'es' if info.enabled else ''}), lr {lr:g}, {o.name}; "
                   f"model selection: {selection}")
 
+    stages = _progressive_stages(config, data, model)
+    current: Stage | None = None
     history: list[dict[str, Any]] = []
     status = "finished"
     started = time.monotonic()
@@ -226,6 +229,11 @@ def _train(config: Config, info: DistInfo, resume: str | os.PathLike[str] | None
         with _StopOnSigterm() as stop:
             should_stop = engine.stop_check(lambda: stop.requested, deadline)
             for epoch in range(position.epoch, t.epochs):
+                if stages and current is not stages[stage_of(epoch, t.epochs, len(stages))]:
+                    current = stages[stage_of(epoch, t.epochs, len(stages))]
+                    _enter_stage(current, config, data, engine, model, len(stages))
+                    if main:
+                        out.print(f"progressive learning, {current.describe(len(stages))}")
                 data.sampler.set_epoch(epoch)
                 data.sampler.skip = position.batches_done * data.per_rank_batch
                 set_backbone_frozen(model, epoch < m.freeze_backbone_epochs)
@@ -248,6 +256,8 @@ def _train(config: Config, info: DistInfo, resume: str | os.PathLike[str] | None
                 partial_epoch = ended == "time_limit"
                 record = _epoch_record(epoch, position.global_step, scheduler.get_last_lr()[0], position.epoch_stats,
                                        info, device)
+                if current is not None:
+                    record.update(stage=current.index + 1, stage_image_size=current.image_size)
                 record["partial_epoch"] = partial_epoch
                 score, chosen = _validate(engine, data, ema, record, eval_raw=t.eval_raw)
                 record["elapsed_s"] = time.monotonic() - started
@@ -278,6 +288,26 @@ def _train(config: Config, info: DistInfo, resume: str | os.PathLike[str] | None
     if status != "sigterm" and data.test_loader is not None and t.final_test and history:
         result.test = _final_test(engine, run_dir, data, out if main else None)
     return result
+
+
+def _progressive_stages(config: Config, data: RunData, model: nn.Module) -> list[Stage] | None:
+    """The stages of progressive learning (``progressive.stages`` >= 2), else None."""
+    g, d = config.progressive, config.data
+    if not g.stages:
+        return None
+    size = data.image_size
+    return plan(stages=g.stages, schedule=g.schedule, size=size, min_size=g.min_image_size or max(8, size // 2),
+                randaugment=(g.randaugment_min, g.randaugment_max if g.randaugment_max is not None else d.randaugment_m),
+                mixup=(0.0, g.mixup_max), cutmix=(0.0, g.cutmix_max), dropout=(g.dropout_min, model.spec.dropout))
+
+
+def _enter_stage(stage: Stage, config: Config, data: RunData, engine: Engine, model: nn.Module, stages: int) -> None:
+    """Train the coming epochs at the stage's image size and regularisation."""
+    assert data.loader_with is not None
+    data.train_loader = data.loader_with(stage_transform(config, data.preprocessing, stage.image_size,
+                                                         stage.randaugment_m, data.native_size))
+    engine.mix = BatchMix(len(data.classes), stage.mixup_alpha, stage.cutmix_alpha)
+    set_dropout(model, stage.dropout)
 
 
 def _restore(engine: Engine, ckpt: dict[str, Any]) -> Position:
