@@ -94,3 +94,14 @@ def test_fine_tune_then_eval_predict_export_and_onnx_agree(photo_folder: Path, t
     # The run's files are weights too, and a torch checkpoint reads the same model back.
     from_file = _predict([str(test_images), "--weights", str(run / "model.safetensors"), "--runtime", "torch"], capsys)
     assert from_file == eager
+
+    # cam and bench take the run too.
+    assert main(["cam", str(test_images / "coffee" / "coffee_0.jpg"), "--weights", str(run), "--out",
+                 str(tmp_path / "cam.png")]) == 0
+    assert (tmp_path / "cam.png").read_bytes()[:4] == b"\x89PNG"
+    bench = tmp_path / "bench.json"
+    assert main(["bench", "--weights", str(run), "--latency-batch", "0", "--throughput-batch", "1",
+                 "--train-batch", "0", "--inference", "eager", "--training", "", "--rounds", "1", "--min-time", "0",
+                 "--no-memory", "--json", str(bench)]) == 0
+    report = json.loads(bench.read_text())
+    assert report["setting"]["resolution"] == 64 and report["setting"]["weights"] == str(run)

@@ -11,11 +11,15 @@ from effnet.spec import SpecError
 from effnet.zoo import UnknownModelError
 
 ALL = list_models()
-HUGE = {"efficientnet_l2", "efficientnet_b8", "efficientnet_b7", "efficientnetv2_l", "efficientnetv2_xl"}
+# 32 px inputs for the largest V1 nets (time and memory). Not for V2-L/XL: with 1x1 final maps
+# and a batch of 2, training-mode BN sees two values per channel and its backward amplifies
+# the gradient through 79-100 blocks until it overflows (timm's V2-L does the same).
+TINY_INPUT = {"efficientnet_l2", "efficientnet_b8", "efficientnet_b7"}
+HUGE = TINY_INPUT | {"efficientnetv2_l", "efficientnetv2_xl"}
 
 
 def small_size(name: str) -> int:
-    return 32 if name in HUGE else 64
+    return 32 if name in TINY_INPUT else 64
 
 
 def channels(name: str) -> int:

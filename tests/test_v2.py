@@ -121,3 +121,14 @@ def test_bench_runs_for_v2(tmp_path) -> None:  # type: ignore[no-untyped-def]
     rows = json.loads(out.read_text())["rows"]
     assert {r["contestant"] for r in rows} == {"ours:eager", "timm:tf_efficientnetv2_b0",
                                               "timm:tf_efficientnetv2_b0:channels_last"}
+
+
+def test_class_activation_map_of_v2() -> None:
+    from PIL import Image
+
+    from effnet.cam import class_activation_map
+
+    torch.manual_seed(0)
+    model = create_model("efficientnetv2_b0").eval()
+    cam = class_activation_map(Image.new("RGB", (80, 64), (120, 30, 200)), model)
+    assert cam.heatmap.shape == (224, 224) and cam.raw.shape == (7, 7) and 0 <= cam.class_index < 1000
