@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from ..counting import count_madds
+from ..zoo import get_spec
 from .contestants import (ONNX_PATHS, PEERS, TRAIN_PATHS, Setting, check_device, inference_runner, our_module,
                           set_threads, train_runner)
 from .memory import measure
@@ -30,7 +31,8 @@ def run_bench(setting: Setting = Setting(), *, peers: Sequence[str] | None = Non
     and torchvision, eager and channels_last) and return the report."""
     set_threads(setting.threads)
     check_device(setting)
-    spec = our_module(setting).spec  # the registered network, or the one the weights carry
+    # The registered network, or the one the weights carry (only then is a model built here).
+    spec = get_spec(setting.model) if setting.weights is None else our_module(setting).spec
     peers = list(PEERS.get(spec.name, ()) if peers is None else peers)
     notes = []
     if setting.device == "cuda":

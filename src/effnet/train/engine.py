@@ -112,7 +112,7 @@ class Engine:
         """Decided on every rank together, so that no rank waits forever in the next collective."""
         def check() -> tuple[bool, bool]:
             sigterm, late = any_ranks([stop_requested(), time.monotonic() > deadline], self.info, self.device)
-            return sigterm, late
+            return bool(sigterm), bool(late)
         return check
 
 

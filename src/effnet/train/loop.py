@@ -138,15 +138,8 @@ def train(config: Config, *, resume: str | os.PathLike[str] | None = None,
 
 def _train(config: Config, info: DistInfo, resume: str | os.PathLike[str] | None,
            given_spec: NetworkSpec | None) -> TrainResult:
-    m, o, s, t = config.model, config.optim, config.schedule, config.train
-    device = resolve_device(t.device, local_rank=info.local_rank if info.enabled else None)
-    if t.threads:
-        torch.set_num_threads(t.threads)
-    if t.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-    if t.amp == "fp16" and device.type != "cuda":
-        raise ConfigError("train.amp=fp16 needs CUDA; on CPU use train.amp=bf16")
+    m, t = config.model, config.train
+    device = _process_settings(config, info)
     resume_dir, resume_file = resolve_resume(resume) if resume is not None else (None, None)
     run_name = given_spec.name if given_spec is not None else (m.name or Path(str(m.weights)).stem)
     run_dir = _run_dir(config, info, resume_dir, run_name)
@@ -156,42 +149,12 @@ def _train(config: Config, info: DistInfo, resume: str | os.PathLike[str] | None
     # Same seed on every rank for the model (DDP also broadcasts rank 0's weights).
     seed_everything(t.seed)
     built = build_run_model(config, info, given_spec)
-    model, data = built.model, built.data
-    model.to(device)
-    if m.channels_last:
-        model.to(memory_format=torch.channels_last)
-    if m.grad_checkpointing:
-        model.set_grad_checkpointing(True)
-    if device.type == "cpu":
-        _use_cpu_speedups(model, config, out if main else None)
-    if m.sync_bn and info.enabled:
-        if device.type != "cuda":
-            raise ConfigError("model.sync_bn needs CUDA (PyTorch's SyncBatchNorm does not run on CPU); "
-                              "set model.sync_bn=false")
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    forward_model: nn.Module = model
-    if info.enabled:
-        forward_model = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=m.freeze_backbone_epochs > 0)
-    # After DDP has broadcast rank 0's weights, so every rank averages the same start.
-    ema = create_ema(model, t.ema_decay, warmup=t.ema_warmup) if t.ema_decay > 0 else None
-    if m.compile:
-        forward_model = torch.compile(forward_model)  # type: ignore[assignment]
+    data = built.data
+    model, forward_model, ema = _place_model(built.model, config, info, device, out if main else None)
     # Augmentation differs per rank; everything else above was seeded identically.
     seed_everything(t.seed + info.rank)
-
-    lr = o.lr if o.lr is not None else scaled_lr(o.lr_per_256, t.batch_size)
-    optimizer = build_optimizer(o.name, model, lr, weight_decay=o.weight_decay, momentum=o.momentum,
-                                decay=o.decay, eps=o.eps, betas=tuple(o.betas))  # type: ignore[arg-type]
-    steps_per_epoch = len(data.train_loader)
-    scheduler = build_scheduler(optimizer, s.name, steps_per_epoch=steps_per_epoch, epochs=t.epochs,
-                                warmup_epochs=s.warmup_epochs, decay_epochs=s.decay_epochs,
-                                decay_rate=s.decay_rate, min_lr_ratio=s.min_lr_ratio)
-    engine = Engine(model, forward_model, nn.CrossEntropyLoss(label_smoothing=t.label_smoothing), optimizer,
-                    scheduler, torch.amp.GradScaler(device.type, enabled=t.amp == "fp16"), ema, device, info,
-                    amp=t.amp, channels_last=m.channels_last, clip_grad_norm=o.clip_grad_norm,
-                    batch_augment=data.batch_augment)
+    engine, lr = _build_engine(config, model, forward_model, ema, data, device, info)
+    optimizer, scheduler, steps_per_epoch = engine.optimizer, engine.scheduler, len(data.train_loader)
     position = Position()
     if resume_file is not None:
         checkpoint = load_checkpoint(resume_file, map_location=device)
@@ -216,7 +179,7 @@ def _train(config: Config, info: DistInfo, resume: str | os.PathLike[str] | None
                      else "best on the test set (data.minival=0)")
         out.print(f"run folder {run_dir}: {model.spec.name}, {len(data.classes)} classes, {data.image_size} px, "
                   f"{steps_per_epoch} steps/epoch x {t.epochs} epochs, batch {t.batch_size} "
-                  f"({info.world_size} process{'es' if info.enabled else ''}), lr {lr:g}, {o.name}; "
+                  f"({info.world_size} process{'es' if info.enabled else ''}), lr {lr:g}, {config.optim.name}; "
                   f"model selection: {selection}")
 
     stages = _progressive_stages(config, data, model)
@@ -229,9 +192,10 @@ def _train(config: Config, info: DistInfo, resume: str | os.PathLike[str] | None
         with _StopOnSigterm() as stop:
             should_stop = engine.stop_check(lambda: stop.requested, deadline)
             for epoch in range(position.epoch, t.epochs):
-                if stages and current is not stages[stage_of(epoch, t.epochs, len(stages))]:
-                    current = stages[stage_of(epoch, t.epochs, len(stages))]
-                    _enter_stage(current, config, data, engine, model, len(stages))
+                stage = stages[stage_of(epoch, t.epochs, len(stages))] if stages else None
+                if stage is not None and stage is not current:
+                    current = stage
+                    _enter_stage(current, config, data, engine, model)
                     if main:
                         out.print(f"progressive learning, {current.describe(len(stages))}")
                 data.sampler.set_epoch(epoch)
@@ -290,6 +254,66 @@ def _train(config: Config, info: DistInfo, resume: str | os.PathLike[str] | None
     return result
 
 
+def _process_settings(config: Config, info: DistInfo) -> torch.device:
+    """The device, threads and determinism the run asks for."""
+    t = config.train
+    device = resolve_device(t.device, local_rank=info.local_rank if info.enabled else None)
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    if t.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    if t.amp == "fp16" and device.type != "cuda":
+        raise ConfigError("train.amp=fp16 needs CUDA; on CPU use train.amp=bf16")
+    return device
+
+
+def _place_model(model: nn.Module, config: Config, info: DistInfo, device: torch.device,
+                 out: Any) -> tuple[nn.Module, nn.Module, nn.Module | None]:
+    """(model, what runs its forward pass, EMA): on the device, in its layout, with the CPU
+    kernels, SyncBN, DDP and torch.compile the config asks for."""
+    m, t = config.model, config.train
+    model.to(device)
+    if m.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if m.grad_checkpointing:
+        model.set_grad_checkpointing(True)
+    if device.type == "cpu":
+        _use_cpu_speedups(model, config, out)
+    if m.sync_bn and info.enabled:
+        if device.type != "cuda":
+            raise ConfigError("model.sync_bn needs CUDA (PyTorch's SyncBatchNorm does not run on CPU); "
+                              "set model.sync_bn=false")
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    forward_model: nn.Module = model
+    if info.enabled:
+        forward_model = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=m.freeze_backbone_epochs > 0)
+    # After DDP has broadcast rank 0's weights, so every rank averages the same start.
+    ema = create_ema(model, t.ema_decay, warmup=t.ema_warmup) if t.ema_decay > 0 else None
+    if m.compile:
+        forward_model = torch.compile(forward_model)  # type: ignore[assignment]
+    return model, forward_model, ema
+
+
+def _build_engine(config: Config, model: nn.Module, forward_model: nn.Module, ema: nn.Module | None, data: RunData,
+                  device: torch.device, info: DistInfo) -> tuple[Engine, float]:
+    """The optimiser, schedule, loss and grad scaler around the model; and the learning rate."""
+    m, o, s, t = config.model, config.optim, config.schedule, config.train
+    lr = o.lr if o.lr is not None else scaled_lr(o.lr_per_256, t.batch_size)
+    optimizer = build_optimizer(o.name, model, lr, weight_decay=o.weight_decay, momentum=o.momentum,
+                                decay=o.decay, eps=o.eps, betas=tuple(o.betas))  # type: ignore[arg-type]
+    scheduler = build_scheduler(optimizer, s.name, steps_per_epoch=len(data.train_loader), epochs=t.epochs,
+                                warmup_epochs=s.warmup_epochs, decay_epochs=s.decay_epochs,
+                                decay_rate=s.decay_rate, min_lr_ratio=s.min_lr_ratio)
+    engine = Engine(model, forward_model, nn.CrossEntropyLoss(label_smoothing=t.label_smoothing), optimizer,
+                    scheduler, torch.amp.GradScaler(device.type, enabled=t.amp == "fp16"), ema, device, info,
+                    amp=t.amp, channels_last=m.channels_last, clip_grad_norm=o.clip_grad_norm,
+                    batch_augment=data.batch_augment)
+    return engine, lr
+
+
 def _progressive_stages(config: Config, data: RunData, model: nn.Module) -> list[Stage] | None:
     """The stages of progressive learning (``progressive.stages`` >= 2), else None."""
     g, d = config.progressive, config.data
@@ -301,7 +325,7 @@ def _progressive_stages(config: Config, data: RunData, model: nn.Module) -> list
                 mixup=(0.0, g.mixup_max), cutmix=(0.0, g.cutmix_max), dropout=(g.dropout_min, model.spec.dropout))
 
 
-def _enter_stage(stage: Stage, config: Config, data: RunData, engine: Engine, model: nn.Module, stages: int) -> None:
+def _enter_stage(stage: Stage, config: Config, data: RunData, engine: Engine, model: nn.Module) -> None:
     """Train the coming epochs at the stage's image size and regularisation."""
     assert data.loader_with is not None
     data.train_loader = data.loader_with(stage_transform(config, data.preprocessing, stage.image_size,
@@ -393,10 +417,7 @@ def _use_cpu_speedups(model: nn.Module, config: Config, out) -> None:  # type: i
         if out is not None:
             out.print(f"[dim]fused CPU kernels unavailable ({kernels.unavailable_reason()}); using native ops[/dim]")
         return
-    try:
-        kernels.use_fused_kernels(model)
-    except RuntimeError as error:
-        raise ConfigError(f"model.kernels=fused: {error}. Set model.kernels=native (or auto).") from error
+    kernels.use_fused_kernels(model)
 
 
 def kernel_mismatch(config: Config) -> str | None:
