@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 from ..lab.experiments import scaling_experiment
+from ..lab.scaling_experiment import METHODS
 from ..scaling import ALPHA, BETA, GAMMA
 from ._format import print_table
 from ._lab import add_common, base_from, budget_from, options_from
@@ -19,6 +20,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     s = kinds.add_parser("scaling", help="compound vs width/depth/resolution scaling at matched MAdds")
     add_common(s)
     s.add_argument("--phis", type=float, nargs="+", default=None, help="compound coefficients (default 1 2 3)")
+    s.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), metavar="METHOD",
+                   help=f"which networks to train at each phi (default all: {' '.join(METHODS)}); a later run "
+                        "with more methods in the same --out reuses the finished trials")
     s.add_argument("--alpha", type=float, default=ALPHA)
     s.add_argument("--beta", type=float, default=BETA)
     s.add_argument("--gamma", type=float, default=GAMMA)
@@ -44,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     phis = args.phis or ([1.0] if args.quick else [1.0, 2.0, 3.0])
     seeds = range(args.seeds or (1 if args.quick else 3))
     summary = scaling_experiment(base_from(args), budget_from(args), options_from(args), phis=phis,
-                                 coefficients=coefficients_from(args), seeds=seeds)
+                                 coefficients=coefficients_from(args), seeds=seeds, methods=args.methods)
     rows = [(p["method"], f"{p['phi']:g}", f"{p['madds'] / 1e6:.2f}M", f"{p['params']:,}", p["resolution"],
              f"{p['mean']:.2f}", "-" if math.isnan(p["ci95"]) else f"±{p['ci95']:.2f}", p["n"])
             for p in summary["points"]]  # type: ignore[union-attr]

@@ -62,9 +62,11 @@ def search_coefficients(base: NetworkSpec, budget: Budget, options: RunOptions, 
 
 def scaling_experiment(base: NetworkSpec, budget: Budget, options: RunOptions, *, phis: Sequence[float] = (1, 2, 3),
                        coefficients: tuple[float, float, float] = (ALPHA, BETA, GAMMA),
-                       seeds: Sequence[int] = (0, 1, 2), trial_fn: TrialFn = train_trial) -> dict[str, object]:
-    """Paper step 2 against single-dimension scaling at matched MAdds; returns the summary."""
-    trials = scaling_trials(base, phis, budget, seeds, coefficients, data_dir=options.data_dir,
+                       seeds: Sequence[int] = (0, 1, 2), trial_fn: TrialFn = train_trial,
+                       methods: Sequence[str] = METHODS) -> dict[str, object]:
+    """Paper step 2 against single-dimension scaling at matched MAdds (all three dimensions,
+    or those in ``methods``); returns the summary."""
+    trials = scaling_trials(base, phis, budget, seeds, coefficients, methods=methods, data_dir=options.data_dir,
                             run_dir=str(options.out_dir / "trials"))
     results = run_trials(trials, Journal(options.out_dir / "journal.jsonl"), workers=options.workers,
                          backend=options.backend, ray_address=options.ray_address, trial_fn=trial_fn,
@@ -74,10 +76,12 @@ def scaling_experiment(base: NetworkSpec, budget: Budget, options: RunOptions, *
     plot_scaling(points, options.out_dir / "scaling.png",
                  f"{base.name} at {base.resolution} px: compound vs single-dimension scaling")
     comparisons = {
-        f"phi={phi:g}": {other: compare(results, "compound", other, float(phi)) for other in METHODS[1:]}
+        f"phi={phi:g}": {other: compare(results, "compound", other, float(phi)) for other in METHODS[1:]
+                         if other in methods and "compound" in methods}
         for phi in phis
     }
     summary = {"base": base.name, "coefficients": coefficients, "phis": list(phis), "seeds": list(seeds),
+               "methods": list(methods),
                "budget": asdict(budget), "points": [asdict(p) for p in points], "compound_minus": comparisons,
                "failed": [r.key for r in results if r.top1 is None]}
     (options.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))

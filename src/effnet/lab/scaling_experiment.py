@@ -17,9 +17,12 @@ METHODS = ("compound", *DIMENSIONS)
 
 def scaling_trials(base: NetworkSpec, phis: Sequence[float], budget: Budget, seeds: Sequence[int] = (0, 1, 2),
                    coefficients: tuple[float, float, float] = (ALPHA, BETA, GAMMA),
-                   **trial_fields) -> list[Trial]:
-    """The base (phi = 0), then for each phi the compound network and the three single-
-    dimension networks whose MAdds match it."""
+                   methods: Sequence[str] = METHODS, **trial_fields) -> list[Trial]:
+    """The base (phi = 0), then for each phi the compound network and the single-dimension
+    networks (all three by default, or those in ``methods``) whose MAdds match it."""
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise ValueError(f"unknown scaling methods {unknown}; choose from {', '.join(METHODS)}")
     alpha, beta, gamma = coefficients
     trials = [Trial("scaling", "base", base, budget, seed, labels=(("phi", 0.0), ("multiplier", 1.0)), **trial_fields)
               for seed in seeds]
@@ -27,8 +30,8 @@ def scaling_trials(base: NetworkSpec, phis: Sequence[float], budget: Budget, see
         m = compound_coefficients(phi, alpha, beta, gamma, tolerance=None)
         compound = scale_by(base, m, name=f"{base.name}_phi{phi:g}")
         target = count(compound).madds
-        networks = [("compound", compound, m.flops_ratio)]
-        for dimension in DIMENSIONS:
+        networks = [("compound", compound, m.flops_ratio)] if "compound" in methods else []
+        for dimension in (d for d in DIMENSIONS if d in methods):
             match = match_madds(base, target, dimension)
             networks.append((dimension, match.spec, match.multiplier))
         for method, spec, multiplier in networks:
