@@ -16,7 +16,8 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "effnet"
 # Packages effnet may use without depending on them (extras, or peers in benchmarks), so
 # they are imported where they are needed: import effnet must work without them.
 # torch and PIL only for their optional parts: tensorboard, and LittleCMS colour management.
-OPTIONAL = {"onnx", "onnxruntime", "timm", "torchvision", "ray", "huggingface_hub", "skimage", "PIL", "torch"}
+OPTIONAL = {"onnx", "onnxruntime", "timm", "torchvision", "ray", "huggingface_hub", "skimage", "PIL", "torch",
+            "fastapi", "starlette", "uvicorn", "prometheus_client"}
 OPTIONAL_SUBMODULES = {"torch": ("torch.utils.tensorboard",), "PIL": ("PIL.ImageCms",)}
 
 

@@ -248,7 +248,7 @@ def test_cli_onnx_runtime_agrees_with_torch_and_caches(tmp_path: Path, capsys: p
 
 
 def test_runtime_choice() -> None:
-    from effnet.cli.predict import choose_runtime
+    from effnet.deploy.runtime_choice import choose_runtime
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert choose_runtime("torch", cpu) == "torch"

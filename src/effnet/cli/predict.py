@@ -7,7 +7,6 @@ line on stderr), 2 for usage errors (unknown model, bad weights, bad options).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 
 import torch
@@ -16,8 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ..deploy.fuse import optimize_for_inference
-from ..deploy.onnx_cache import onnx_model_for
+from ..deploy.runtime_choice import RUNTIMES, choose_runtime, runtime_model
 from ..device import resolve_device
 from ..predict import PredictionRecord, expand_inputs, iter_predictions
 from ._format import console, print_json
@@ -37,38 +35,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "(default): onnx on the CPU when onnxruntime is installed, else torch")
     p.set_defaults(func=run)
 
-
-RUNTIMES = ("auto", "torch", "onnx")
-
-
-def choose_runtime(requested: str, device: torch.device) -> str:
-    """The runtime that ``--runtime`` means here. ``onnx`` is a CPU path; ``auto`` falls
-    back to PyTorch where onnxruntime is missing or the model runs on CUDA."""
-    if requested == "torch":
-        return "torch"
-    if device.type != "cpu":
-        if requested == "onnx":
-            raise ValueError("--runtime onnx runs on the CPU; use --device cpu, or --runtime torch on CUDA")
-        return "torch"
-    if importlib.util.find_spec("onnxruntime") is None:
-        if requested == "onnx":
-            raise ValueError("--runtime onnx needs onnxruntime: pip install 'effnet[onnx]'")
-        return "torch"
-    return "onnx"
-
-
-def runtime_model(model, runtime: str, *, cache: bool = True):  # type: ignore[no-untyped-def]
-    """The model as the chosen runtime runs it; both give the same classes (ONNX within
-    ~1e-5 of PyTorch in logits), with the model's own preprocessing. ``cache=False`` (random
-    weights, never saved) exports to a temporary file instead of the ONNX cache."""
-    if runtime == "onnx":
-        try:
-            return onnx_model_for(model, cache=cache)
-        except (RuntimeError, ValueError) as error:
-            message = " ".join(str(error).split())
-            name = model.spec.name if getattr(model, "spec", None) is not None else type(model).__name__
-            raise ValueError(f"cannot export {name} to ONNX ({message}); use --runtime torch") from None
-    return optimize_for_inference(model)
 
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)  # a ValueError here is a usage error (exit 2)

@@ -29,6 +29,10 @@ class ImageError(ValueError):
     """A file that cannot be turned into an RGB image; the message is one line for the user."""
 
 
+class ImageTooLarge(ImageError):
+    """An image over the pixel limit (a server answers 413 for it, not 400)."""
+
+
 def max_pixels_default() -> int:
     """Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, about 89 megapixels
     unless the user changed it): about 270 MB once decoded to RGB."""
@@ -40,41 +44,53 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -
 
     Images over ``max_pixels`` (default: Pillow's decompression-bomb limit) are decoded at a
     reduced scale when the format allows it without ever holding the full image (JPEG DCT
-    scaling through ``Image.draft``: 1/2, 1/4 or 1/8); otherwise they are refused.
-    Raises :class:`ImageError` with a one-line reason.
+    scaling through ``Image.draft``: 1/2, 1/4 or 1/8); otherwise they are refused
+    (:class:`ImageTooLarge`). Raises :class:`ImageError` with a one-line reason.
     """
     path = Path(path)
-    limit = max_pixels if max_pixels is not None else max_pixels_default()
     if not path.exists():
         raise ImageError(f"{path}: no such file")
     if not path.is_file():
         raise ImageError(f"{path}: not a file")
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: empty file (0 bytes)")
+    return _decode(path, str(path), max_pixels, lambda: _head_of(path))
+
+
+def decode_image(data: bytes, *, name: str = "image", max_pixels: int | None = None) -> Image.Image:
+    """:func:`load_image` for bytes in memory (an upload): the same rules and messages, with
+    ``name`` in place of the path."""
+    if not data:
+        raise ImageError(f"{name}: empty body (0 bytes)")
+    return _decode(io.BytesIO(data), name, max_pixels, lambda: data[:512])
+
+
+def _decode(source: Path | io.BytesIO, name: str, max_pixels: int | None, head) -> Image.Image:  # type: ignore[no-untyped-def]
+    limit = max_pixels if max_pixels is not None else max_pixels_default()
     try:
         with warnings.catch_warnings():
             # Pillow warns between 1x and 2x its limit; we apply our own limit below instead.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                _shrink_or_refuse(image, path, limit)
+            with Image.open(source) as image:
+                _shrink_or_refuse(image, name, limit)
                 image.load()
-                return to_rgb(image, name=str(path))
+                return to_rgb(image, name=name)
     except ImageError:
         raise
     except Image.DecompressionBombError as error:
         # Pillow refuses to open anything over twice its limit before reading pixel data.
-        raise ImageError(f"{path}: image too large to decode safely ({_one_line(error)})") from None
+        raise ImageTooLarge(f"{name}: image too large to decode safely ({_one_line(error)})") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image file Pillow can read ({_sniff(path)})") from None
+        raise ImageError(f"{name}: not an image file Pillow can read ({_sniff(head())})") from None
     except MemoryError:
-        raise ImageError(f"{path}: not enough memory to decode this image") from None
+        raise ImageError(f"{name}: not enough memory to decode this image") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         # Pillow reports truncated and corrupt data as OSError ("image file is truncated",
         # "broken data stream"), some plugins as SyntaxError or ValueError.
-        raise ImageError(f"{path}: corrupt or truncated image ({_one_line(error)})") from None
+        raise ImageError(f"{name}: corrupt or truncated image ({_one_line(error)})") from None
 
 
-def _shrink_or_refuse(image: Image.Image, path: Path, limit: int) -> None:
+def _shrink_or_refuse(image: Image.Image, name: str, limit: int) -> None:
     width, height = image.size
     if width * height <= limit:
         return
@@ -86,8 +102,8 @@ def _shrink_or_refuse(image: Image.Image, path: Path, limit: int) -> None:
             if size[0] * size[1] <= limit:
                 image.draft(image.mode, size)
                 return
-    raise ImageError(
-        f"{path}: image too large ({width}x{height} = {width * height / 1e6:.3g} megapixels, over the "
+    raise ImageTooLarge(
+        f"{name}: image too large ({width}x{height} = {width * height / 1e6:.3g} megapixels, over the "
         f"{limit / 1e6:.3g} megapixel limit that guards against decompression bombs); downscale it first"
     )
 
@@ -178,11 +194,14 @@ def limit_aspect(image: Image.Image, max_ratio: float = 4.0) -> Image.Image:
     return image
 
 
-def _sniff(path: Path) -> str:
-    """A hint at what the file is instead, from its first bytes."""
+def _head_of(path: Path) -> bytes:
     with open(path, "rb") as f:
-        head = f.read(512)
-    if head.startswith((b"<!DOCTYPE", b"<html", b"<HTML")):
+        return f.read(512)
+
+
+def _sniff(head: bytes) -> str:
+    """A hint at what the data is instead, from its first (up to 512) bytes."""
+    if head.lstrip().startswith((b"<!DOCTYPE", b"<html", b"<HTML")):
         return "it looks like an HTML page"
     try:
         # Drop the last 3 bytes: the read may have cut a multi-byte character in half.

@@ -1,0 +1,14 @@
+"""``effnet serve``: any model effnet can load, behind the Open Inference (KServe V2)
+protocol, with dynamic batching, back-pressure, Prometheus metrics and a drain on SIGTERM;
+on uvicorn in one process or on Ray Serve replicas (docs/serve.md).
+
+FastAPI, uvicorn and prometheus-client are optional (``pip install effnet[serve]``) and
+imported when an app is made.
+"""
+
+from .batcher import Batcher, DeadlineExceeded, Draining, QueueFull, Rejected
+from .protocol import InferRequest, ProtocolError, encode_infer, parse_infer
+from .service import ServeSettings, Service
+
+__all__ = ["Batcher", "DeadlineExceeded", "Draining", "InferRequest", "ProtocolError", "QueueFull", "Rejected",
+           "ServeSettings", "Service", "encode_infer", "parse_infer"]

@@ -1,0 +1,63 @@
+"""Helpers for the tests that start a real server (`effnet serve` in a subprocess)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import torch
+
+import effnet
+from effnet.data.fashion_mnist import CLASSES
+from effnet.data.transforms import default_preprocessing
+from effnet.weights.files import save_weights
+from effnet.weights.metadata import WeightsMeta
+
+
+def small_weights(path: Path, seed: int = 0) -> Path:
+    """fmnist_s0 with a random, non-zero classifier and Fashion-MNIST's class names."""
+    torch.manual_seed(seed)
+    model = effnet.create_model("fmnist_s0")
+    with torch.no_grad():
+        model.classifier.weight.normal_(0, 0.5)
+    spec = model.spec
+    meta = WeightsMeta(architecture=spec.name, padding=spec.padding, bn_eps=spec.bn_eps,
+                       preprocessing=default_preprocessing(spec.resolution, spec.in_chans), num_classes=spec.num_classes,
+                       class_names=CLASSES, spec=spec, source="test")
+    return save_weights(path, model.state_dict(), meta)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(*args: str, port: int, timeout: float = 180.0) -> subprocess.Popen:
+    """`effnet serve ARGS --port PORT`, returned once /v2/health/ready says ready."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "effnet", "serve", *args, "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"effnet serve exited with {proc.returncode}:\n{proc.stdout.read()}")  # type: ignore[union-attr]
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise AssertionError(f"effnet serve was not ready after {timeout:g} s:\n{proc.stdout.read()}")  # type: ignore[union-attr]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(30)
