@@ -67,7 +67,7 @@ def _export_to(model: nn.Module, path: Path, resolution: int) -> None:
 
 
 def onnx_model_for(model: nn.Module, *, resolution: int | None = None, threads: int | None = None,
-                   cache: bool = True, folder: str | Path | None = None) -> OnnxModel:
+                   cache: bool = True, folder: str | Path | None = None, spin: bool = True) -> OnnxModel:
     """``model`` exported to ONNX (BN folded, constant SAME pads for ``resolution``, any
     batch) and loaded in onnxruntime, keeping its preprocessing and class names.
 
@@ -81,7 +81,7 @@ def onnx_model_for(model: nn.Module, *, resolution: int | None = None, threads: 
         with tempfile.TemporaryDirectory(prefix="effnet-onnx-") as tmp:
             path = Path(tmp) / "model.onnx"
             _export_to(model, path, resolution)
-            return OnnxModel(path, model, threads=threads)  # the session holds the graph in memory
+            return OnnxModel(path, model, threads=threads, spin=spin)  # the session holds the graph in memory
     folder = Path(folder) if folder is not None else cache_dir() / "onnx"
     name = getattr(getattr(model, "spec", None), "name", type(model).__name__)
     path = folder / f"{name}-{resolution}px-{model_fingerprint(model, resolution)}.onnx"
@@ -91,7 +91,7 @@ def onnx_model_for(model: nn.Module, *, resolution: int | None = None, threads: 
         folder.mkdir(parents=True, exist_ok=True)
         _export_to(model, path, resolution)
         prune_cache(folder, keep=path)
-    return OnnxModel(path, model, threads=threads)
+    return OnnxModel(path, model, threads=threads, spin=spin)
 
 
 __all__ = ["MAX_CACHED_FILES", "MAX_CACHE_BYTES", "model_fingerprint", "onnx_model_for", "prune_cache"]

@@ -32,13 +32,15 @@ def choose_runtime(requested: str, device: torch.device) -> str:
     return "onnx"
 
 
-def runtime_model(model: nn.Module, runtime: str, *, cache: bool = True, threads: int | None = None) -> nn.Module:
+def runtime_model(model: nn.Module, runtime: str, *, cache: bool = True, threads: int | None = None,
+                  spin: bool = True) -> nn.Module:
     """The model as the chosen runtime runs it; both give the same classes (ONNX within
     ~1e-5 of PyTorch in logits), with the model's own preprocessing. ``cache=False`` (random
-    weights, never saved) exports to a temporary file instead of the ONNX cache."""
+    weights, never saved) exports to a temporary file instead of the ONNX cache. ``spin=False``
+    (servers): onnxruntime's idle threads sleep instead of busy-waiting."""
     if runtime == "onnx":
         try:
-            return onnx_model_for(model, cache=cache, threads=threads)
+            return onnx_model_for(model, cache=cache, threads=threads, spin=spin)
         except (RuntimeError, ValueError) as error:
             message = " ".join(str(error).split())
             name = model.spec.name if getattr(model, "spec", None) is not None else type(model).__name__

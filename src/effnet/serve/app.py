@@ -92,27 +92,48 @@ def create_app(service: Service):  # type: ignore[no-untyped-def]
     async def on_failure(request: Request, error: Exception):  # type: ignore[no-untyped-def]
         return error_response(500, f"inference failed: {type(error).__name__}: {' '.join(str(error).split())}")
 
-    @app.middleware("http")
-    async def count_requests(request: Request, call_next):  # type: ignore[no-untyped-def]
-        start = time.perf_counter()
-        response = await call_next(request)
-        if service.replica:
-            response.headers["x-effnet-replica"] = service.replica
-        route = request.scope.get("route")
-        endpoint = getattr(route, "path", "unmatched")
-        metrics.requests.labels(endpoint=endpoint, code=str(response.status_code)).inc()
-        metrics.request_seconds.labels(endpoint=endpoint).observe(time.perf_counter() - start)
-        return response
+    class CountRequests:
+        """Requests by endpoint and code, and their durations: a plain ASGI middleware (FastAPI's
+        ``@app.middleware("http")`` runs each request through an extra task and memory
+        streams, a cost paid on every 429 under overload)."""
+
+        def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+            self.inner = inner
+
+        async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+            if scope["type"] != "http":
+                await self.inner(scope, receive, send)
+                return
+            start = time.perf_counter()
+            status = [500]
+
+            async def send_counted(message) -> None:  # type: ignore[no-untyped-def]
+                if message["type"] == "http.response.start":
+                    status[0] = message["status"]
+                    if service.replica:
+                        message.setdefault("headers", []).append((b"x-effnet-replica", service.replica.encode()))
+                await send(message)
+
+            try:
+                await self.inner(scope, receive, send_counted)
+            finally:
+                endpoint = getattr(scope.get("route"), "path", "unmatched")
+                metrics.requests.labels(endpoint=endpoint, code=str(status[0])).inc()
+                metrics.request_seconds.labels(endpoint=endpoint).observe(time.perf_counter() - start)
+
+    app.add_middleware(CountRequests)
 
     def check_model(name: str) -> None:
         if name != service.name:
             raise HttpError(404, f"unknown model {name!r}; this server serves {service.name!r}")
 
     def check_ready() -> None:
+        """503 unless ready; 429 at once when the queue is full, before the body is read."""
         if service.draining:
             raise HttpError(503, "the server is draining (shutting down); send the request to another replica")
         if not service.ready:
             raise HttpError(503, "the model is still loading; retry in a few seconds")
+        service.batcher.check_room()
 
     async def read_body(request: Request) -> bytes:
         length = request.headers.get("content-length")

@@ -139,6 +139,13 @@ class Batcher:
         return True
 
     # -- requests --------------------------------------------------------------------------
+    def check_room(self, count: int = 1) -> None:
+        """Raise :class:`QueueFull` now if ``count`` images would not be admitted (a cheap
+        early answer before a request's body is read; :meth:`admission` still decides)."""
+        if self._arriving + len(self._queue) + count > self.max_queue:
+            self.observe("rejected", QueueFull.reason)
+            raise QueueFull(f"the queue is full ({self.max_queue} images waiting); retry after a second")
+
     @contextmanager
     def admission(self, count: int = 1) -> Iterator[Ticket]:
         """Reserve ``count`` places before decoding (raises :class:`QueueFull` or
@@ -147,9 +154,7 @@ class Batcher:
         if self.draining:
             self.observe("rejected", Draining.reason)
             raise Draining("the server is draining (shutting down); send the request to another replica")
-        if self._arriving + len(self._queue) + count > self.max_queue:
-            self.observe("rejected", QueueFull.reason)
-            raise QueueFull(f"the queue is full ({self.max_queue} images waiting); retry after a second")
+        self.check_room(count)
         ticket = Ticket(count)
         self._arriving += count
         self._busy()

@@ -5,6 +5,7 @@ the local service and by each Ray Serve model replica."""
 from __future__ import annotations
 
 import os
+import threading
 
 import torch
 from torch import nn
@@ -16,13 +17,15 @@ from ..device import resolve_device
 
 class BatchRunner:
     def __init__(self, model: nn.Module, *, runtime: str = "auto", device: str | None = None, threads: int = 0,
-                 cache: bool = True) -> None:
+                 cache: bool = True, spin: bool = False) -> None:
         self.device = resolve_device(device)
         self.threads = threads or os.cpu_count() or 1
         self.runtime = choose_runtime(runtime, self.device)
         if self.runtime == "torch":
             torch.set_num_threads(self.threads)
-        self.model = runtime_model(model, self.runtime, cache=cache, threads=self.threads)
+        # spin=False: between batches onnxruntime's threads sleep instead of busy-waiting, so the
+        # event loop and the decoders get the cores (measured in docs/serve.md).
+        self.model = runtime_model(model, self.runtime, cache=cache, threads=self.threads, spin=spin)
         if self.runtime == "torch":
             self.model.to(self.device)
         spec = getattr(model, "spec", None)
@@ -38,3 +41,15 @@ class BatchRunner:
         logits = self(torch.zeros(1, *self.input_shape))
         if logits.shape != (1, self.num_classes) or not torch.isfinite(logits).all():
             raise RuntimeError(f"the model gave non-finite or misshapen logits {tuple(logits.shape)}")
+
+
+def yield_to_requests(steps: int = 15) -> None:
+    """Lower the calling thread's priority by ``steps`` nice levels (Linux: a thread is a
+    task with its own nice value; runtime threads it starts inherit it). A server computes
+    batches on such a thread so that, under overload, its event loop still answers at once:
+    429s, readiness and admission never wait behind a batch."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + steps))
+    except (AttributeError, OSError):  # not Linux, or not allowed: priorities stay equal
+        pass

@@ -21,7 +21,7 @@ from ..data.images import decode_image, limit_aspect
 from ..data.transforms import input_size, preprocessing_for, transforms_for
 from .batcher import Batcher
 from .metrics import Metrics
-from .runner import BatchRunner
+from .runner import BatchRunner, yield_to_requests
 from .protocol import ProtocolError
 
 
@@ -72,10 +72,18 @@ class Service:
         self.name = name or (spec.name if spec is not None else type(model).__name__.lower())
         self.weights = weights
         self.remote = remote
-        self.runner = None if remote is not None else BatchRunner(model, runtime=settings.runtime, device=settings.device,
-                                                                  threads=settings.threads, cache=cache)
-        self.runtime = "remote" if self.runner is None else self.runner.runtime
         self.threads = settings.threads or os.cpu_count() or 1
+        # One inference at a time (the runtime already uses every core), on a thread below the
+        # event loop's priority; decoding beside it on a few threads (Pillow releases the GIL
+        # while it decodes and resizes).
+        slots = remote_slots if remote is not None else 1
+        self._inference = ThreadPoolExecutor(slots, thread_name_prefix="effnet-infer", initializer=yield_to_requests)
+        self._decode = ThreadPoolExecutor(max(2, self.threads), thread_name_prefix="effnet-decode")
+        # Built on the inference thread, so the runtime's own threads inherit its priority.
+        self.runner = None if remote is not None else self._inference.submit(
+            BatchRunner, model, runtime=settings.runtime, device=settings.device, threads=settings.threads,
+            cache=cache).result()
+        self.runtime = "remote" if self.runner is None else self.runner.runtime
         self.transform = transforms_for(model)
         self.preprocessing = preprocessing_for(model)
         self.input_size = input_size(model)
@@ -83,11 +91,6 @@ class Service:
         self.num_classes = int(model.num_classes)
         self.class_names = list(getattr(model, "class_names", None) or []) or None
         self.metrics = Metrics()
-        # One inference at a time (the runtime already uses every core); decoding beside it
-        # on a few threads (Pillow releases the GIL while it decodes and resizes).
-        slots = remote_slots if remote is not None else 1
-        self._inference = ThreadPoolExecutor(slots, thread_name_prefix="effnet-infer")
-        self._decode = ThreadPoolExecutor(max(2, self.threads), thread_name_prefix="effnet-decode")
         self.batcher = Batcher(self._run_batch, self._inference, max_batch=settings.max_batch,
                                max_delay_s=settings.max_delay_ms / 1000, max_queue=settings.max_queue,
                                max_in_flight=slots, observe=self._observe)

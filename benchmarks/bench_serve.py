@@ -1,0 +1,313 @@
+"""`effnet serve` under load on this machine: loopback, Lite0 (official weights) at 224 px,
+onnxruntime, 2 threads. Closed-loop load comes from hey (Debian's Go load generator, one
+320 x 240 JPEG of a real photo per request); open-loop load (Poisson arrivals, for half load
+and overload) from an async httpx client in this process. Both share the two cores with the
+server, as any load generator on one machine must.
+
+    python benchmarks/bench_serve.py [--seconds 15] [--out benchmarks/results]
+
+Measured, in one run: offline `effnet predict` (same runtime, batch 1 and 8) on JPEGs like
+it; the server at concurrency 1, 8 and 32 (throughput, p50, p99); half load; dynamic
+batching off (--max-batch 1); 2x overload for 10 s (codes, 429 latency, unanswered
+requests); server memory after 1,000 and 10,000 requests; and a FastAPI endpoint running
+timm eager per request (serve_peer_timm.py) at concurrency 1 and 32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import torch
+from PIL import Image
+
+import effnet
+from effnet.bench.report import cpu_peak
+from effnet.deploy.runtime_choice import runtime_model
+from effnet.predict import iter_predictions
+
+HERE = Path(__file__).resolve().parent
+MODEL = "efficientnet_lite0"
+
+
+def photos(count: int, seed: int = 0) -> list[bytes]:
+    """JPEG uploads: random crops of scikit-image's photographs at 320 x 240, quality 90."""
+    from skimage import data
+
+    sources = [getattr(data, n)() for n in ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry")]
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        image = Image.fromarray(sources[i % len(sources)]).convert("RGB")
+        w, h = image.size
+        side = int(min(w, h) * rng.uniform(0.5, 1.0))
+        left, top = rng.randint(0, w - side), rng.randint(0, h - side)
+        buffer = io.BytesIO()
+        image.crop((left, top, left + side, top + side * 3 // 4)).resize((320, 240)).save(buffer, "JPEG", quality=90)
+        out.append(buffer.getvalue())
+    return out
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50_ms": float("nan"), "p99_ms": float("nan"), "max_ms": float("nan")}
+    array = np.array(values) * 1000
+    return {"p50_ms": float(np.percentile(array, 50)), "p99_ms": float(np.percentile(array, 99)), "max_ms": float(array.max())}
+
+
+def offline(images: list[bytes], folder: Path) -> dict[str, float]:
+    """`effnet predict` on the same JPEGs from disk, onnxruntime, batch 8 and batch 1."""
+    paths = []
+    for i, data in enumerate(images):
+        (folder / f"{i:03d}.jpg").write_bytes(data)
+        paths.append(folder / f"{i:03d}.jpg")
+    model = runtime_model(effnet.create_model(MODEL, weights="lite0.official"), "onnx", threads=2)
+    list(iter_predictions(paths[:16], model, batch_size=8))                 # warm-up
+    rates = []
+    for _ in range(3):
+        start = time.perf_counter()
+        list(iter_predictions(paths, model, batch_size=8))
+        rates.append(len(paths) / (time.perf_counter() - start))
+    single = []
+    for path in paths[:100]:
+        start = time.perf_counter()
+        list(iter_predictions([path], model, batch_size=1, num_workers=1))
+        single.append(time.perf_counter() - start)
+    return {"batch8_img_per_s": statistics.median(rates), "batch1_p50_ms": float(np.median(single) * 1000)}
+
+
+class Server:
+    def __init__(self, args: list[str], port: int) -> None:
+        self.port = port
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}{self.ready_path}", timeout=2).status_code in (200, 405):
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        raise RuntimeError(f"server {args} did not come up")
+
+    ready_path = "/v2/health/ready"
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class PeerServer(Server):
+    ready_path = "/docs"
+
+
+def hey(url: str, body: Path, *, requests: int, concurrency: int, rate: float | None = None) -> dict[str, object]:
+    """``requests`` POSTs of ``body`` from ``concurrency`` workers of hey (a Go load generator,
+    Debian's ``hey``: far less CPU per request than a Python client on the same two cores).
+    With ``rate``, each worker is held to rate / concurrency requests per second. Requests
+    that got no HTTP answer (connection errors, timeouts) are ``lost``."""
+    requests = max(concurrency, requests // concurrency * concurrency)  # hey gives each worker n // c
+    command = ["hey", "-n", str(requests), "-c", str(concurrency), "-m", "POST", "-T", "image/jpeg", "-D", str(body),
+               "-t", "60", "-o", "csv"]
+    if rate:
+        command += ["-q", f"{rate / concurrency:.4f}"]
+    start = time.perf_counter()
+    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    elapsed = time.perf_counter() - start
+    rows = [line.split(",") for line in out.splitlines()[1:] if line]
+    by_code: dict[str, list[float]] = {}
+    for row in rows:
+        by_code.setdefault(row[6], []).append(float(row[0]))
+    ok = by_code.get("200", [])
+    return {"concurrency": concurrency, "rate": rate, "requests": requests, "seconds": elapsed,
+            "codes": {code: len(v) for code, v in sorted(by_code.items())}, "lost": requests - len(rows),
+            "img_per_s": len(ok) / elapsed, **percentiles(ok),
+            "rejected_429": percentiles(by_code.get("429", []))}
+
+
+async def open_loop(url: str, images: list[bytes], rate: float, seconds: float, seed: int = 0) -> dict[str, object]:
+    """Poisson arrivals at ``rate`` per second whatever the server does (an open loop, which
+    hey's fixed-rate workers are not), from an async httpx client in this process."""
+    rng = random.Random(seed)
+    by_code: dict[str, list[float]] = {}
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=None, max_keepalive_connections=512)) as client:
+        async def one(i: int) -> None:
+            start = time.perf_counter()
+            try:
+                r = await client.post(url, content=images[i % len(images)], headers={"content-type": "image/jpeg"})
+                code = str(r.status_code)
+            except httpx.HTTPError as error:
+                code = type(error).__name__
+            by_code.setdefault(code, []).append(time.perf_counter() - start)
+
+        tasks = []
+        start = time.perf_counter()
+        due, i = start, 0
+        while due - start < seconds:
+            due += rng.expovariate(rate)
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            tasks.append(asyncio.ensure_future(one(i)))
+            i += 1
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+    ok = by_code.get("200", [])
+    return {"rate": rate, "seconds": seconds, "requests": i, "elapsed": elapsed,
+            "codes": {code: len(v) for code, v in sorted(by_code.items())},
+            "lost": sum(len(v) for code, v in by_code.items() if not code.isdigit()),
+            **percentiles(ok), "rejected_429": percentiles(by_code.get("429", []))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--memory-requests", type=int, default=10_000)
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    images = photos(64)
+    result: dict[str, object] = {"machine": {"cpu": cpu_peak(2), "platform": platform.platform(), "cores": os.cpu_count()},
+                                 "model": MODEL, "weights": "lite0.official", "runtime": "onnx", "threads": 2}
+    with tempfile.TemporaryDirectory() as tmp:
+        result["offline"] = off = offline([images[1]] * 64, Path(tmp))  # the JPEG the servers get
+    print("offline", off, flush=True)
+    effnet_cmd = [sys.executable, "-m", "effnet", "serve", "--model", MODEL, "--weights", "lite0.official",
+                  "--runtime", "onnx", "--threads", "2"]
+    url = f"http://127.0.0.1:8011/v2/models/{MODEL}/classify"
+
+    body = Path(tempfile.mkdtemp()) / "upload.jpg"
+    body.write_bytes(images[1])
+    n = lambda rate, seconds: max(1, int(rate * seconds))  # noqa: E731
+    server = Server([*effnet_cmd, "--port", "8011", "--max-batch", "8"], 8011)
+    ours: dict[str, object] = {}
+    try:
+        hey(url, body, requests=100, concurrency=4)                             # warm-up
+        ours["c1"] = hey(url, body, requests=300, concurrency=1)
+        guess = 60.0
+        for c in (8, 32):
+            ours[f"c{c}"] = hey(url, body, requests=n(guess, args.seconds), concurrency=c)
+            guess = float(ours[f"c{c}"]["img_per_s"])  # type: ignore[arg-type]
+        saturated = float(ours["c32"]["img_per_s"])  # type: ignore[arg-type]
+        ours["half_load"] = asyncio.run(open_loop(url, images, saturated / 2, args.seconds))
+        ours["overload_2x"] = asyncio.run(open_loop(url, images, saturated * 2, 10.0))
+        for name in ("c1", "c8", "c32", "half_load", "overload_2x"):
+            print(name, ours[name], flush=True)
+        served = sum(int(v["requests"]) for v in ours.values()) + 100  # type: ignore[index]
+        if served < 1000:
+            hey(url, body, requests=1000 - served, concurrency=8)
+        memory = {"after_1000_mb": server.rss_mb()}
+        hey(url, body, requests=args.memory_requests - max(served, 1000), concurrency=8)
+        memory["after_10000_mb"] = server.rss_mb()
+        memory["ratio"] = memory["after_10000_mb"] / memory["after_1000_mb"]
+        ours["memory"] = memory
+        print("memory", memory, flush=True)
+    finally:
+        server.stop()
+    server = Server([*effnet_cmd, "--port", "8012", "--max-batch", "1"], 8012)
+    try:
+        url1 = f"http://127.0.0.1:8012/v2/models/{MODEL}/classify"
+        hey(url1, body, requests=50, concurrency=4)
+        ours["no_batching_c32"] = hey(url1, body, requests=n(saturated, args.seconds), concurrency=32)
+        print("no batching", ours["no_batching_c32"], flush=True)
+    finally:
+        server.stop()
+    result["effnet_serve"] = ours
+    peer = PeerServer([sys.executable, "-m", "uvicorn", "--app-dir", str(HERE), "serve_peer_timm:app", "--port", "8013",
+                       "--log-level", "warning"], 8013)
+    try:
+        url2 = "http://127.0.0.1:8013/classify"
+        hey(url2, body, requests=50, concurrency=4)
+        result["fastapi_timm_eager"] = {"c1": hey(url2, body, requests=200, concurrency=1),
+                                        "c32": hey(url2, body, requests=n(15, args.seconds), concurrency=32)}
+        print("peer", result["fastapi_timm_eager"], flush=True)
+    finally:
+        peer.stop()
+    result["checks"] = checks(result)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "serve_cpu.json").write_text(json.dumps(result, indent=2))
+    (args.out / "serve_cpu.md").write_text(to_markdown(result))
+    print(to_markdown(result))
+
+
+def checks(r: dict) -> dict[str, object]:  # type: ignore[type-arg]
+    ours, off, peer = r["effnet_serve"], r["offline"], r["fastapi_timm_eager"]
+    half, over = ours["half_load"], ours["overload_2x"]
+    return {
+        "saturated_vs_offline_batch8": ours["c32"]["img_per_s"] / off["batch8_img_per_s"],
+        "batching_on_vs_off_c32": ours["c32"]["img_per_s"] / ours["no_batching_c32"]["img_per_s"],
+        "added_latency_c1_p50_ms": ours["c1"]["p50_ms"] - off["batch1_p50_ms"],
+        "half_load_p99_over_2p50_plus_delay": half["p99_ms"] / (2 * half["p50_ms"] + 5.0),
+        "overload_codes": over["codes"],
+        "overload_lost": over["lost"],
+        "overload_429_max_ms": over["rejected_429"]["max_ms"],
+        "overload_429_p99_ms": over["rejected_429"]["p99_ms"],
+        "overload_429_p50_ms": over["rejected_429"]["p50_ms"],
+        "memory_10000_over_1000": ours["memory"]["ratio"],
+        "vs_fastapi_timm_c32_throughput": ours["c32"]["img_per_s"] / peer["c32"]["img_per_s"],
+        "vs_fastapi_timm_c1_p50": ours["c1"]["p50_ms"] / peer["c1"]["p50_ms"],
+    }
+
+
+def to_markdown(r: dict) -> str:  # type: ignore[type-arg]
+    ours, off, peer, c = r["effnet_serve"], r["offline"], r["fastapi_timm_eager"], r["checks"]
+    lines = [f"# effnet serve under load: {r['model']} ({r['weights']}), 224 px, {r['runtime']}, {r['threads']} threads",
+             "", f"CPU: {r['machine']['cpu']['processor']}, {r['machine']['cores']} cores, "
+             f"AVX-512 VNNI: {r['machine']['cpu']['avx512_vnni']}. Client and server share the cores.", "",
+             "| path | concurrency | img/s | p50 ms | p99 ms | codes |", "|---|---|---|---|---|---|",
+             f"| offline `effnet predict`, batch 8 | - | {off['batch8_img_per_s']:.1f} | | | |",
+             f"| offline `effnet predict`, batch 1 | 1 | | {off['batch1_p50_ms']:.1f} | | |"]
+    for key, label in (("c1", "effnet serve"), ("c8", "effnet serve"), ("c32", "effnet serve"),
+                       ("no_batching_c32", "effnet serve --max-batch 1")):
+        row = ours[key]
+        lines.append(f"| {label} | {row['concurrency']} | {row['img_per_s']:.1f} | {row['p50_ms']:.1f} | "
+                     f"{row['p99_ms']:.1f} | {row['codes']} |")
+    for key in ("c1", "c32"):
+        row = peer[key]
+        lines.append(f"| FastAPI + timm eager per request | {row['concurrency']} | {row['img_per_s']:.1f} | "
+                     f"{row['p50_ms']:.1f} | {row['p99_ms']:.1f} | {row['codes']} |")
+    half, over = ours["half_load"], ours["overload_2x"]
+    lines += ["", f"Half load ({half['rate']:.1f} req/s, Poisson arrivals, {half['seconds']:.0f} s): "
+              f"p50 {half['p50_ms']:.1f} ms, p99 {half['p99_ms']:.1f} ms, codes {half['codes']}.",
+              f"2x overload ({over['rate']:.1f} req/s, Poisson arrivals, {over['seconds']:.0f} s): codes {over['codes']}, "
+              f"{over['lost']} without an answer; 429 answered in p50 {over['rejected_429']['p50_ms']:.1f} / p99 "
+              f"{over['rejected_429']['p99_ms']:.1f} / max {over['rejected_429']['max_ms']:.1f} ms; accepted p50 "
+              f"{over['p50_ms']:.0f} / p99 {over['p99_ms']:.0f} ms.",
+              f"Server memory: {ours['memory']['after_1000_mb']:.0f} MB after 1,000 requests, "
+              f"{ours['memory']['after_10000_mb']:.0f} MB after 10,000 (x{ours['memory']['ratio']:.3f}).", "",
+              "| check | goal | measured |", "|---|---|---|",
+              f"| saturated (c32) / offline batch 8 | >= 0.85 | {c['saturated_vs_offline_batch8']:.2f} |",
+              f"| batching on / off at c32 | >= 1.2 | {c['batching_on_vs_off_c32']:.2f} |",
+              f"| added p50 latency at c1 over offline batch 1 | <= 5 ms | {c['added_latency_c1_p50_ms']:.1f} ms |",
+              f"| half-load p99 / (2 p50 + 5 ms) | <= 1 | {c['half_load_p99_over_2p50_plus_delay']:.2f} |",
+              f"| 2x overload: codes, unanswered | 200/429 only, 0 | {c['overload_codes']}, {c['overload_lost']} |",
+              f"| 2x overload: every 429 | < 20 ms | p50 {c['overload_429_p50_ms']:.1f}, p99 {c['overload_429_p99_ms']:.1f}, "
+              f"max {c['overload_429_max_ms']:.1f} ms |",
+
+              f"| memory after 10,000 / after 1,000 | <= 1.10 | {c['memory_10000_over_1000']:.3f} |",
+              f"| throughput at c32 vs FastAPI + timm eager | | {c['vs_fastapi_timm_c32_throughput']:.2f}x |",
+              f"| p50 at c1 vs FastAPI + timm eager | | {c['vs_fastapi_timm_c1_p50']:.2f}x |", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
