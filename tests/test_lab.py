@@ -222,3 +222,38 @@ def test_scaling_takes_coefficients_from_a_search(tmp_path):
     (tmp_path / "empty.json").write_text("{}")  # a search where every trial failed writes {}
     with pytest.raises(ValueError, match="search-coefficients"):
         coefficients_from(argparse.Namespace(**{**vars(given), "coefficients": tmp_path / "empty.json"}))
+
+
+def test_width_grid_trials_follow_figure_4(tmp_path):
+    from effnet.lab.experiments import RunOptions, width_grid_experiment
+    from effnet.lab.width_grid import CONFIGS, width_grid_trials
+
+    base = lab_base("fmnist_lab")
+    trials = width_grid_trials(base, Budget(), seeds=(0,), widths=(1.0, 1.8))
+    assert len(trials) == len(CONFIGS) * 2
+    by_curve = {(t.method, t.labels[0][1]): t.spec for t in trials}
+    wide = by_curve[("d=2, r=1.3", 1.8)]
+    assert wide.resolution == round(16 * 1.3) and count(wide).madds > count(by_curve[("d=1, r=1", 1.8)]).madds
+    assert by_curve[("d=1, r=1", 1.0)].stages == base.stages  # the curve starts at the base itself
+    summary = width_grid_experiment(base, Budget(), RunOptions(tmp_path, progress=False), widths=(1.0, 1.8),
+                                    configs=((1.0, 1.0), (2.0, 1.0)), seeds=(0, 1), trial_fn=counted_trial)
+    assert len(summary["points"]) == 4 and all(p["n"] == 2 for p in summary["points"])
+    assert {p["width"] for p in summary["points"]} == {1.0, 1.8}
+    assert (tmp_path / "width_grid.png").stat().st_size > 0 and (tmp_path / "width_grid.csv").exists()
+    with pytest.raises(SpecError, match="positive"):
+        width_grid_trials(base, Budget(), widths=(0.0,))
+
+
+def test_search_coefficients_on_chosen_points_and_methods_subset(tmp_path):
+    from effnet.lab.experiments import RunOptions, scaling_experiment, search_coefficients
+
+    base = lab_base("fmnist_lab")
+    rows = search_coefficients(base, Budget(), RunOptions(tmp_path / "c", progress=False),
+                               points=[(1.0, 1.2, 1.2), (2.0, 1.0, 1.0)], trial_fn=counted_trial)
+    assert {(r.alpha, r.beta, r.gamma) for r in rows} == {(1.0, 1.2, 1.2), (2.0, 1.0, 1.0)}
+    summary = scaling_experiment(base, Budget(), RunOptions(tmp_path / "s", progress=False), phis=[1],
+                                 seeds=(0, 1), trial_fn=counted_trial, methods=("compound", "resolution"))
+    assert {p["method"] for p in summary["points"]} == {"base", "compound", "resolution"}
+    assert set(summary["compound_minus"]["phi=1"]) == {"resolution"}
+    with pytest.raises(ValueError, match="unknown scaling methods"):
+        scaling_trials(base, [1], Budget(), methods=("height",))

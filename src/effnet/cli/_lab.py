@@ -22,6 +22,11 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("base", nargs="?", default="fmnist_lab",
                    help="baseline: fmnist_lab (default), a registered model or a training preset")
     p.add_argument("--resolution", type=int, default=None, help="baseline resolution (default 16, below 28 px)")
+    add_budget_and_runner(p)
+
+
+def add_budget_and_runner(p: argparse.ArgumentParser, backends: tuple[str, ...] = ("local", "ray")) -> None:
+    """The proxy budget of a trial and where trials run (shared with `effnet search`)."""
     p.add_argument("--epochs", type=int, default=None, help="proxy training epochs per trial")
     p.add_argument("--train-subset", type=int, default=None, help="train on the first N images (0: all)")
     p.add_argument("--minival", type=int, default=None, help="images held out from train to rank trials")
@@ -30,7 +35,8 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=0,
                    help="trials run at once, local processes or Ray tasks (default: one per CPU core, "
                         "each with one thread: small proxy nets use cores better side by side)")
-    p.add_argument("--backend", choices=("local", "ray"), default="local")
+    p.add_argument("--backend", choices=backends, default="local",
+                   help="local processes (default), Ray tasks" + (", or Ray Tune trials" if "tune" in backends else ""))
     p.add_argument("--ray-address", default=None, help="join a Ray cluster ('auto' or ray://host:port)")
     p.add_argument("--data-dir", default=None, help="Fashion-MNIST folder (default: the Debian package's)")
     p.add_argument("--out", type=Path, required=True, help="experiment folder (journal, tables, plots)")

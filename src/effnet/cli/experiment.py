@@ -1,4 +1,5 @@
-"""`effnet experiment scaling BASE`: compound vs single-dimension scaling at matched MAdds."""
+"""`effnet experiment scaling BASE`: compound vs single-dimension scaling at matched MAdds;
+`effnet experiment width-grid BASE`: the paper's Figure 4."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import json
 import math
 from pathlib import Path
 
-from ..lab.experiments import scaling_experiment
+from ..lab.experiments import scaling_experiment, width_grid_experiment
 from ..lab.scaling_experiment import METHODS
+from ..lab.width_grid import CONFIGS, WIDTHS
 from ..scaling import ALPHA, BETA, GAMMA
 from ._format import print_table
 from ._lab import add_common, base_from, budget_from, options_from
@@ -30,6 +32,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="take alpha, beta, gamma from a search: `effnet search-coefficients --out DIR` "
                         "writes DIR/best.json (default: the paper's 1.2, 1.1, 1.15)")
     s.set_defaults(func=run)
+    g = kinds.add_parser("width-grid", help="Figure 4: width scaling under different depth and resolution")
+    add_common(g)
+    g.add_argument("--widths", type=float, nargs="+", default=list(WIDTHS), help=f"width multipliers (default "
+                   f"{' '.join(f'{w:g}' for w in WIDTHS)})")
+    g.add_argument("--curves", nargs="+", type=pair, default=list(CONFIGS), metavar="D,R",
+                   help="(depth, resolution) multipliers, one curve each (default the paper's 1,1 2,1 1,1.3 2,1.3)")
+    g.set_defaults(func=run_width_grid)
+
+
+def pair(text: str) -> tuple[float, float]:
+    try:
+        depth, resolution = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a curve is DEPTH,RESOLUTION (two numbers), got {text!r}") from None
+    return (depth, resolution)
 
 
 def coefficients_from(args: argparse.Namespace) -> tuple[float, float, float]:
@@ -54,9 +71,28 @@ def run(args: argparse.Namespace) -> int:
             for p in summary["points"]]  # type: ignore[union-attr]
     print_table("minival top-1 by scaling method", ["method", "phi", "MAdds", "params", "res", "top-1", "95% CI",
                                                     "seeds"], rows)
+    smoke = args.quick or len(seeds) < 2
     for phi, against in summary["compound_minus"].items():  # type: ignore[union-attr]
         parts = [f"{other} {d['diff']:+.2f}" + ("" if math.isnan(d["ci95"]) else f" ±{d['ci95']:.2f}")
                  for other, d in against.items()]
-        print(f"compound minus single-dimension at {phi}: " + ", ".join(parts) + " (points of top-1)")
+        print(("smoke test, not a result: " if smoke else "") + f"compound minus single-dimension at {phi}: "
+              + ", ".join(parts) + " (points of top-1)")
+    if smoke:
+        print("one seed and a tiny budget show that the pipeline runs, not which method wins (seed-to-seed noise "
+              "is several points); the full experiment (3 seeds, confidence intervals) is in docs/lab.md")
     print(f"plot: {args.out / 'scaling.png'}; tables: {args.out / 'scaling.csv'}")
+    return 0
+
+
+def run_width_grid(args: argparse.Namespace) -> int:
+    seeds = range(args.seeds or (1 if args.quick else 2))
+    widths = args.widths[:2] if args.quick else args.widths
+    summary = width_grid_experiment(base_from(args), budget_from(args), options_from(args), widths=widths,
+                                    configs=args.curves, seeds=seeds)
+    rows = [(p["method"], f"{p['width']:g}", f"{p['madds'] / 1e6:.2f}M", f"{p['params']:,}", p["resolution"],
+             f"{p['mean']:.2f}", "-" if math.isnan(p["ci95"]) else f"±{p['ci95']:.2f}", p["n"])
+            for p in summary["points"]]  # type: ignore[union-attr]
+    print_table("minival top-1 by width, per (depth, resolution) curve",
+                ["curve", "width", "MAdds", "params", "res", "top-1", "95% CI", "seeds"], rows)
+    print(f"plot: {args.out / 'width_grid.png'}; tables: {args.out / 'width_grid.csv'}")
     return 0

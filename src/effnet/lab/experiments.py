@@ -12,10 +12,11 @@ from ..scaling import ALPHA, BETA, GAMMA
 from ..spec import NetworkSpec
 from .coefficients import coefficient_trials, constraint_grid
 from .journal import Journal
-from .report import compare, plot_grid, plot_scaling, summarise, write_table
+from .report import compare, plot_grid, plot_scaling, plot_width_grid, summarise, write_table
 from .runner import TrialFn, run_trials
 from .scaling_experiment import METHODS, scaling_trials
 from .trials import Budget, TrialResult, train_trial
+from .width_grid import CONFIGS, WIDTHS, width_grid_trials
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,11 @@ class GridRow:
 
 
 def search_coefficients(base: NetworkSpec, budget: Budget, options: RunOptions, *, step: float = 0.1,
-                        tolerance: float = 0.1, seeds: Sequence[int] = (0,),
-                        trial_fn: TrialFn = train_trial) -> list[GridRow]:
-    """Paper step 1: every grid point at phi = 1, ranked by mean minival top-1 (best first)."""
-    grid = constraint_grid(step, tolerance)
+                        tolerance: float = 0.1, seeds: Sequence[int] = (0,), trial_fn: TrialFn = train_trial,
+                        points: Sequence[tuple[float, float, float]] | None = None) -> list[GridRow]:
+    """Paper step 1: every grid point at phi = 1 (or only ``points``), ranked by mean
+    minival top-1 (best first)."""
+    grid = list(points) if points else constraint_grid(step, tolerance)
     trials = coefficient_trials(base, grid, budget, seeds, data_dir=options.data_dir,
                                 run_dir=str(options.out_dir / "trials"))
     results = run_trials(trials, Journal(options.out_dir / "journal.jsonl"), workers=options.workers,
@@ -83,6 +85,26 @@ def scaling_experiment(base: NetworkSpec, budget: Budget, options: RunOptions, *
     summary = {"base": base.name, "coefficients": coefficients, "phis": list(phis), "seeds": list(seeds),
                "methods": list(methods),
                "budget": asdict(budget), "points": [asdict(p) for p in points], "compound_minus": comparisons,
+               "failed": [r.key for r in results if r.top1 is None]}
+    (options.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def width_grid_experiment(base: NetworkSpec, budget: Budget, options: RunOptions, *,
+                          widths: Sequence[float] = WIDTHS, configs: Sequence[tuple[float, float]] = CONFIGS,
+                          seeds: Sequence[int] = (0, 1), trial_fn: TrialFn = train_trial) -> dict[str, object]:
+    """Figure 4: width scaling along (depth, resolution) curves; returns the summary."""
+    trials = width_grid_trials(base, budget, seeds, widths, configs, data_dir=options.data_dir,
+                               run_dir=str(options.out_dir / "trials"))
+    results = run_trials(trials, Journal(options.out_dir / "journal.jsonl"), workers=options.workers,
+                         backend=options.backend, ray_address=options.ray_address, trial_fn=trial_fn,
+                         progress=options.progress, description="width grid")
+    write_table(results, options.out_dir, "width_grid")
+    points = summarise(results, key="width")
+    plot_width_grid(points, options.out_dir / "width_grid.png",
+                    f"{base.name} at {base.resolution} px: scaling width at different depth and resolution")
+    summary = {"base": base.name, "widths": list(widths), "configs": [list(c) for c in configs], "seeds": list(seeds),
+               "budget": asdict(budget), "points": [asdict(p) | {"width": p.phi} for p in points],
                "failed": [r.key for r in results if r.top1 is None]}
     (options.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

@@ -56,11 +56,13 @@ def ci95(values: Sequence[float]) -> tuple[float, float, float]:
     return mean, std, float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
 
 
-def summarise(results: Sequence[TrialResult]) -> list[Point]:
+def summarise(results: Sequence[TrialResult], key: str = "phi") -> list[Point]:
+    """One point per (method, label ``key``, network): the mean over seeds with its interval
+    (``Point.phi`` holds the ``key`` label: phi for scaling runs, the width for a width grid)."""
     groups: dict[tuple[str, float, int], list[TrialResult]] = defaultdict(list)
     for r in results:
         if r.top1 is not None:
-            groups[(r.method, float(r.labels.get("phi", 0.0)), r.madds)].append(r)
+            groups[(r.method, float(r.labels.get(key, 0.0)), r.madds)].append(r)
     points = []
     order = ("base", "compound", "width", "depth", "resolution")
     for (method, phi, madds), members in sorted(
@@ -126,6 +128,31 @@ def plot_grid(results: Sequence[TrialResult], path: Path, title: str) -> Path:
     if means:
         ax.set_ylim(min(means) - 1, max(means) + 0.5)
     ax.set_title(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def plot_width_grid(points: Sequence[Point], path: Path, title: str) -> Path:
+    """Figure 4's shape: top-1 against MAdds as width grows, one curve per (depth, resolution)."""
+    fig = Figure(figsize=(7, 4.5))  # no pyplot: no global figure state, no GUI backend
+    ax = fig.subplots()
+    for curve, color in zip(dict.fromkeys(p.method for p in points), ("tab:blue", "tab:green", "tab:orange", "tab:red",
+                                                                       "tab:purple", "tab:brown")):
+        series = sorted((p for p in points if p.method == curve), key=lambda p: p.madds)
+        ax.errorbar([p.madds / 1e6 for p in series], [p.mean for p in series],
+                    yerr=[0 if math.isnan(p.ci95) else p.ci95 for p in series], label=curve, color=color,
+                    marker="o", capsize=3)
+        for p in series:
+            ax.annotate(f"w={p.phi:g}", (p.madds / 1e6, p.mean), textcoords="offset points", xytext=(4, -10),
+                        fontsize=7, color=color)
+    ax.set_xscale("log")
+    ax.set_xlabel("multiply-adds (M, log scale)")
+    ax.set_ylabel("minival top-1 (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

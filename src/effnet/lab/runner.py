@@ -110,7 +110,13 @@ def _with_threads(trial_fn: TrialFn, trial: Trial, threads: int) -> TrialResult:
 
 
 def _labels(result: TrialResult) -> str:
-    return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.labels.items())
+    def shown(value: object) -> str:
+        if isinstance(value, float):
+            return f"{value:g}"
+        if isinstance(value, (list, tuple)):  # a search's tokens: compact, on one line
+            return "".join(str(v) for v in value) if all(isinstance(v, int) and 0 <= v < 10 for v in value) else str(value)
+        return str(value)
+    return " ".join(f"{k}={shown(v)}" for k, v in result.labels.items())
 
 
 def _progress(enabled: bool) -> Progress:

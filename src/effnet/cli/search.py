@@ -1,0 +1,52 @@
+"""`effnet search [SKELETON]`: MnasNet-style multi-objective architecture search on real data
+(the search that found B0), journaled and resumable (docs/search.md)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..search.controller import STRATEGIES
+from ..search.loop import SearchConfig, run_search
+from ..search.rewards import KINDS
+from ..search.space import SKELETONS
+from ..search.tune import run_search_on_tune
+from ._format import print_table
+from ._lab import add_budget_and_runner, budget_from, options_from
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("search", help="multi-objective architecture search (MnasNet's space, the search that found B0)")
+    p.add_argument("skeleton", nargs="?", default="fmnist", choices=tuple(SKELETONS),
+                   help="fmnist (default: the lab's 4-stage base, 16 px) or b0 (B0's 7 stages, 224 px)")
+    p.add_argument("--strategy", choices=STRATEGIES, default="evolution")
+    p.add_argument("--reward", choices=tuple(KINDS), default="soft",
+                   help="soft: ACC x (COST/T)^-0.07 (MnasNet, EfficientNet); hard: no gain below T, ^-1 above; "
+                        "abs: ACC - 0.07 |COST/T - 1| (TuNAS)")
+    p.add_argument("--cost", choices=("madds", "latency"), default="madds",
+                   help="madds (counted from the spec, the EfficientNet search) or latency (ms on this CPU, MnasNet)")
+    p.add_argument("--target", type=float, default=0.0,
+                   help="T in the cost's unit (default: the skeleton's reference network's cost)")
+    p.add_argument("--evaluations", type=int, default=100, help="candidates to train (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="the strategy's seed and every trial's (default 0)")
+    p.add_argument("--round", type=int, default=0, dest="round_size",
+                   help="candidates per round (default: the strategy's batch, at least one per worker)")
+    add_budget_and_runner(p, backends=("local", "ray", "tune"))
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = SearchConfig(skeleton=args.skeleton, strategy=args.strategy, reward=args.reward, cost=args.cost,
+                          target=args.target, evaluations=args.evaluations, seed=args.seed)
+    if args.backend == "tune":
+        summary = run_search_on_tune(config, budget_from(args), options_from(args))
+    else:
+        summary = run_search(config, budget_from(args), options_from(args), round_size=args.round_size)
+    best = summary["best"]
+    print_table(f"{args.strategy} search on the {args.skeleton} skeleton: best of {summary['evaluations']} candidates "
+                f"({summary['unique_networks']} distinct)",
+                ["reward", "proxy top-1", "cost", "params", "network"],
+                [(f"{best['reward']:.4f}", f"{best['top1']:.2f}", f"{best['cost']:.4g}", f"{best['params']:,}",
+                  "\n".join(best["network"]))])
+    print(f"target T = {summary['target']:.4g} ({args.cost}); candidates: {args.out / 'candidates.jsonl'}, "
+          f"plot: {args.out / 'search.png'}")
+    return 0

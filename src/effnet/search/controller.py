@@ -1,0 +1,141 @@
+"""MnasNet's controller: an RNN that samples the token sequence, trained on the reward.
+
+One LSTM cell (100 hidden units) reads, at step t, an embedding (32) of the token chosen at
+step t-1 (a learned start vector at t = 0) and a per-token linear head gives the softmax
+over that token's choices. Training: PPO (MnasNet; the NASNet settings MnasNet's paper
+leaves unstated: Adam lr 3.5e-4, clip 0.2, 10 epochs per batch, entropy weight 1e-5, the
+advantage against a moving-average baseline with decay 0.95) on whole batches of candidates;
+REINFORCE is the same controller with one policy-gradient step per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from .strategies import Candidate, RandomSearch, RegularizedEvolution, Strategy
+
+
+class TokenRNN(nn.Module):
+    def __init__(self, sizes: Sequence[int], hidden: int = 100, embedding: int = 32) -> None:
+        super().__init__()
+        self.sizes = tuple(sizes)
+        self.start = nn.Parameter(torch.zeros(embedding))
+        self.embed = nn.ModuleList(nn.Embedding(n, embedding) for n in self.sizes)
+        self.cell = nn.LSTMCell(embedding, hidden)
+        self.heads = nn.ModuleList(nn.Linear(hidden, n) for n in self.sizes)
+
+    def forward(self, tokens: torch.Tensor | None = None, *, count: int = 1,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sample ``count`` sequences (``tokens`` None) or score given ``tokens`` (N x T).
+        Returns tokens, summed log-probabilities and summed entropies (N)."""
+        n = count if tokens is None else tokens.shape[0]
+        x = self.start.expand(n, -1)
+        state = None
+        chosen, log_probs, entropies = [], [], []
+        for t, head in enumerate(self.heads):
+            state = self.cell(x, state)
+            dist = torch.distributions.Categorical(logits=head(state[0]))
+            if tokens is None:
+                probs = dist.probs.detach()
+                token = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            else:
+                token = tokens[:, t]
+            chosen.append(token)
+            log_probs.append(dist.log_prob(token))
+            entropies.append(dist.entropy())
+            x = self.embed[t](token)
+        return torch.stack(chosen, 1), torch.stack(log_probs, 1).sum(1), torch.stack(entropies, 1).sum(1)
+
+
+class ControllerSearch(Strategy):
+    name = "ppo"
+
+    def __init__(self, sizes: Sequence[int], seed: int = 0, *, method: str = "ppo", batch_size: int = 10,
+                 lr: float = 3.5e-4, clip: float = 0.2, epochs: int = 10, entropy_weight: float = 1e-5,
+                 baseline_decay: float = 0.95, hidden: int = 100, embedding: int = 32) -> None:
+        super().__init__(sizes, seed)
+        if method not in ("ppo", "reinforce"):
+            raise ValueError(f"the controller trains with ppo or reinforce, got {method!r}")
+        self.name, self.method, self.batch_size = method, method, batch_size
+        self.clip, self.epochs, self.entropy_weight, self.baseline_decay = clip, epochs, entropy_weight, baseline_decay
+        self.generator = torch.Generator().manual_seed(seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.policy = TokenRNN(self.sizes, hidden, embedding)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=lr)
+        self.baseline: float | None = None
+        self.log_probs: dict[int, float] = {}
+        self.batch: list[tuple[tuple[int, ...], float, float]] = []   # (tokens, old log-prob, reward)
+        self.updates = 0
+
+    def ask(self, n: int = 1) -> list[Candidate]:
+        with torch.no_grad():
+            tokens, log_probs, _ = self.policy(count=n, generator=self.generator)
+        out = []
+        for row, log_prob in zip(tokens.tolist(), log_probs.tolist()):
+            self.pending[self.next_id] = tuple(row)
+            self.log_probs[self.next_id] = log_prob
+            out.append(Candidate(self.next_id, tuple(row)))
+            self.next_id += 1
+        return out
+
+    def tell(self, candidate_id: int, reward: float) -> None:
+        tokens = self.pending.pop(candidate_id)
+        self.batch.append((tokens, self.log_probs.pop(candidate_id), float(reward)))
+        self.told += 1
+        if len(self.batch) >= self.batch_size:
+            self._update()
+
+    def _update(self) -> None:
+        tokens = torch.tensor([b[0] for b in self.batch])
+        old = torch.tensor([b[1] for b in self.batch])
+        rewards = torch.tensor([b[2] for b in self.batch])
+        mean = float(rewards.mean())
+        self.baseline = mean if self.baseline is None else self.baseline_decay * self.baseline + (1 - self.baseline_decay) * mean
+        advantage = rewards - self.baseline
+        for _ in range(self.epochs if self.method == "ppo" else 1):
+            _, log_prob, entropy = self.policy(tokens)
+            if self.method == "ppo":
+                ratio = torch.exp(log_prob - old)
+                objective = torch.min(ratio * advantage, ratio.clamp(1 - self.clip, 1 + self.clip) * advantage)
+            else:
+                objective = log_prob * advantage
+            loss = -(objective.mean() + self.entropy_weight * entropy.mean())
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+        self.batch = []
+        self.updates += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "generator": self.generator.get_state(), "baseline": self.baseline, "updates": self.updates,
+                "log_probs": {str(k): v for k, v in self.log_probs.items()},
+                "batch": [[list(t), lp, r] for t, lp, r in self.batch]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.baseline, self.updates = state["baseline"], int(state["updates"])
+        self.log_probs = {int(k): float(v) for k, v in state["log_probs"].items()}
+        self.batch = [(tuple(t), float(lp), float(r)) for t, lp, r in state["batch"]]
+
+
+STRATEGIES = ("random", "evolution", "ppo", "reinforce")
+
+
+def make_strategy(name: str, sizes: Sequence[int], seed: int = 0, **options: Any) -> Strategy:
+    """A strategy by name (``random``, ``evolution``, ``ppo``, ``reinforce``)."""
+    if name == "random":
+        return RandomSearch(sizes, seed)
+    if name == "evolution":
+        return RegularizedEvolution(sizes, seed, **options)
+    if name in ("ppo", "reinforce"):
+        return ControllerSearch(sizes, seed, method=name, **options)
+    raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")

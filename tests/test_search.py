@@ -1,0 +1,243 @@
+"""The search that found B0: the space decodes to real specs (B0's own tokens give B0 exactly),
+rewards follow MnasNet and TuNAS, strategies resume exactly from their state, a killed search
+continues without retraining a finished candidate, and NAS-Bench-Graph's tables are read
+without unpickling code."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import effnet
+from effnet import count, get_spec
+from effnet.lab.experiments import RunOptions
+from effnet.lab.trials import Budget
+from effnet.search import RandomSearch, RegularizedEvolution, Reward, decode, encode, get_skeleton, make_strategy
+from effnet.search.loop import SearchConfig, run_search
+from effnet.spec import SpecError
+
+from .lab_trials import counted_trial
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_b0_reference_tokens_decode_to_b0_exactly() -> None:
+    skeleton = get_skeleton("b0")
+    b0 = get_spec("efficientnet_b0")
+    tokens = encode(skeleton, b0)
+    spec = decode(skeleton, tokens)
+    assert spec.stages == b0.stages and spec.stem == b0.stem and spec.head == b0.head
+    assert count(spec).params == count(b0).params == 5_288_548
+    assert count(spec).madds == count(b0).madds
+    assert sum(p.numel() for p in effnet.create_model(spec).parameters()) == 5_288_548
+    assert skeleton.size() == 288 ** 7   # 4 ops x 2 kernels x 2 SE x 2 skips x 3 widths x 3 depths, 7 stages
+
+
+def test_space_size_is_the_product_of_its_choices() -> None:
+    skeleton = get_skeleton("fmnist")
+    assert skeleton.sizes == (4, 2, 2, 2, 3, 3) * 4
+    assert skeleton.size() == (4 * 2 * 2 * 2 * 3 * 3) ** 4
+
+
+@pytest.mark.parametrize("name", ["fmnist", "b0"])
+def test_sampled_points_build_count_and_train_a_step(name: str) -> None:
+    skeleton = get_skeleton(name)
+    strategy = RandomSearch(skeleton.sizes, seed=3)
+    for candidate in strategy.ask(6 if name == "fmnist" else 2):
+        spec = decode(skeleton, candidate.tokens)
+        model = effnet.create_model(spec)
+        assert sum(p.numel() for p in model.parameters()) == count(spec).params
+        size = spec.resolution if name == "fmnist" else 64
+        x = torch.randn(2, spec.in_chans, size, size)
+        model(x).sum().backward()
+        assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_every_token_tuple_decodes_to_a_valid_countable_spec(data) -> None:  # type: ignore[no-untyped-def]
+    skeleton = get_skeleton(data.draw(st.sampled_from(["fmnist", "b0"])))
+    tokens = tuple(data.draw(st.integers(0, n - 1)) for n in skeleton.sizes)
+    spec = decode(skeleton, tokens)
+    counts = count(spec)
+    assert counts.params > 0 and counts.madds > 0
+    assert [s.stride for s in spec.stages] == [s.stride for s in skeleton.reference.stages]
+    assert decode(skeleton, encode(skeleton, spec)) == spec   # in the space, and round-trips
+
+
+def test_bad_tokens_say_which_and_why() -> None:
+    skeleton = get_skeleton("fmnist")
+    with pytest.raises(SpecError, match="takes 24 tokens"):
+        decode(skeleton, [0] * 5)
+    with pytest.raises(SpecError, match="token 4 .stage 1, filters. must be in 0..2"):
+        decode(skeleton, [0, 0, 0, 0, 3] + [0] * 19)
+    with pytest.raises(SpecError, match="outside the space"):
+        encode(skeleton, skeleton.reference)   # the lab base uses expand 4, not in {1, 3, 6}
+    with pytest.raises(SpecError, match="unknown skeleton"):
+        get_skeleton("b9")
+
+
+def test_rewards_follow_mnasnet_and_tunas() -> None:
+    soft, hard, absolute = Reward("soft", 100.0), Reward("hard", 100.0), Reward("abs", 100.0)
+    assert soft(0.8, 100.0) == pytest.approx(0.8)
+    assert soft(0.8, 200.0) == pytest.approx(0.8 * 2 ** -0.07)   # doubling the cost ~ -5% relative
+    assert soft(0.8, 50.0) == pytest.approx(0.8 * 0.5 ** -0.07)
+    assert hard(0.8, 50.0) == pytest.approx(0.8) and hard(0.8, 200.0) == pytest.approx(0.4)
+    assert absolute(0.8, 150.0) == pytest.approx(0.8 - 0.07 * 0.5) == absolute(0.8, 50.0)
+    assert soft(None, 100.0) == 0.0
+    with pytest.raises(ValueError, match="unknown reward"):
+        Reward("latency")
+
+
+@pytest.mark.parametrize("name", ["random", "evolution", "ppo", "reinforce"])
+def test_a_strategy_restored_from_its_state_continues_exactly(name: str, tmp_path: Path) -> None:
+    sizes = (3, 2, 4, 2, 5)
+    target = (2, 1, 3, 0, 4)
+
+    def run(strategy, rounds: int) -> list[tuple[int, ...]]:  # type: ignore[no-untyped-def]
+        seen = []
+        for _ in range(rounds):
+            for c in strategy.ask(strategy.batch_size if strategy.batch_size > 1 else 2):
+                seen.append(c.tokens)
+                strategy.tell(c.id, sum(a == b for a, b in zip(c.tokens, target)) / 5)
+        return seen
+
+    straight = make_strategy(name, sizes, seed=5)
+    whole = run(straight, 8)
+    first = make_strategy(name, sizes, seed=5)
+    part = run(first, 4)
+    torch.save(first.state_dict(), tmp_path / "state.pt")
+    resumed = make_strategy(name, sizes, seed=123)   # another seed: everything must come from the state
+    resumed.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
+    assert part + run(resumed, 4) == whole
+    with pytest.raises(ValueError, match="use the same --strategy"):
+        make_strategy("random" if name != "random" else "evolution", sizes).load_state_dict(first.state_dict())
+
+
+def test_evolution_mutates_one_token_and_the_oldest_dies() -> None:
+    evolution = RegularizedEvolution((3, 3, 3, 3), seed=0, population=4, sample=2)
+    for c in evolution.ask(4):
+        evolution.tell(c.id, float(sum(c.tokens)))
+    first = list(evolution.population)
+    child = evolution.ask(1)[0]
+    assert min(sum(a != b for a, b in zip(child.tokens, m[0])) for m in first) <= 1
+    evolution.tell(child.id, -1.0)
+    assert list(evolution.population) == first[1:] + [(child.tokens, -1.0)]   # aging, not the worst
+    with pytest.raises(ValueError, match="sample <= population"):
+        RegularizedEvolution((2,), population=2, sample=3)
+
+
+SCRIPT = """
+import sys
+from pathlib import Path
+from effnet.lab.experiments import RunOptions
+from effnet.lab.trials import Budget
+from effnet.search.loop import SearchConfig, run_search
+from tests.lab_trials import counted_trial
+run_search(SearchConfig(strategy=sys.argv[2], evaluations=30, seed=4), Budget(), RunOptions(Path(sys.argv[1]),
+           progress=False), round_size=5, trial_fn=counted_trial)
+"""
+
+
+@pytest.mark.parametrize("strategy", ["evolution", "ppo"])
+def test_a_killed_search_resumes_without_retraining_and_ends_as_an_uninterrupted_one(tmp_path: Path,
+                                                                                    strategy: str) -> None:
+    out, calls = tmp_path / "search", tmp_path / "calls"
+    env = {**os.environ, "EFFNET_TEST_CALLS": str(calls), "EFFNET_TEST_SLEEP": "0.1", "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen([sys.executable, "-c", SCRIPT, str(out), strategy], env=env, cwd=ROOT)
+    journal = out / "journal.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not journal.exists() or len(journal.read_text().splitlines()) < 12):
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = {json.loads(line)["key"] for line in journal.read_text().splitlines()}
+    assert 12 <= len(before) < 30
+    env["EFFNET_TEST_SLEEP"] = "0"
+    subprocess.run([sys.executable, "-c", SCRIPT, str(out), strategy], env=env, cwd=ROOT, check=True, timeout=300)
+    resumed = json.loads((out / "summary.json").read_text())
+    ran = calls.read_text().split()
+    assert len(ran) == len(set(ran)), "a finished candidate was trained again"
+    straight = run_search(SearchConfig(strategy=strategy, evaluations=30, seed=4), Budget(),
+                          RunOptions(tmp_path / "straight", progress=False), round_size=5, trial_fn=counted_trial)
+    assert resumed["best_so_far"] == straight["best_so_far"] and resumed["best"]["tokens"] == straight["best"]["tokens"]
+    lines = (out / "candidates.jsonl").read_text().splitlines()
+    assert len(lines) == 30 and json.loads(lines[0])["network"][0].startswith(("Conv", "SepConv", "MBConv"))
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path: Path) -> None:
+    options = RunOptions(tmp_path, progress=False)
+    run_search(SearchConfig(evaluations=3), Budget(), options, trial_fn=counted_trial)
+    with pytest.raises(ValueError, match="other settings"):
+        run_search(SearchConfig(evaluations=3, reward="hard"), Budget(), options, trial_fn=counted_trial)
+
+
+# -- NAS-Bench-Graph ------------------------------------------------------------------------
+
+def test_a_table_with_code_in_it_is_refused(tmp_path: Path) -> None:
+    from effnet.search.nas_bench_graph import read_table
+
+    class Evil:
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
+
+    (tmp_path / "evil.bench").write_bytes(pickle.dumps({0: Evil()}))
+    with pytest.raises(pickle.UnpicklingError, match="refusing global"):
+        read_table(tmp_path / "evil.bench")
+    assert not (tmp_path / "pwned").exists()
+    (tmp_path / "ok.bench").write_bytes(pickle.dumps({7: {"valid_perf": np.float64(0.5), "perf": 0.4, "latency": 0.1,
+                                                          "para": np.float64(1.0)}}))
+    assert read_table(tmp_path / "ok.bench") == {7: {"valid_perf": 0.5, "perf": 0.4, "latency": 0.1, "para": 1.0}}
+
+
+def test_strategies_on_nas_bench_graph_write_a_summary_and_plot(tmp_path: Path) -> None:
+    pytest.importorskip("nas_bench_graph")
+    from effnet.search.nas_bench_graph import Table
+    from effnet.search.table_benchmark import run_table_benchmark
+
+    table = Table.load("cora")
+    assert len(table.entries) == 26_206 and table.sizes == (9, 9, 9, 9, 9)
+    entry = table.lookup((8, 0, 1, 2, 3))   # links [0,1,2,3] (a chain), gat -> gcn -> gin -> cheb
+    assert entry is not None and 0 < entry["valid_perf"] < 1
+    assert table.lookup((0, 8, 8, 8, 8)) is None   # four skips: not an architecture
+    summary = run_table_benchmark("cora", ["random", "evolution", "ppo"], 30, 3, tmp_path)
+    assert set(summary["strategies"]) == {"random", "evolution", "ppo"}
+    for entry in summary["strategies"].values():
+        after = entry["best_reward_after_25"]
+        assert after["q1"] <= after["median"] <= after["q3"] <= summary["table_optimum_reward"] + 1e-12
+    assert (tmp_path / "best_so_far.png").stat().st_size > 0
+    assert json.loads((tmp_path / "summary.json").read_text())["evaluations"] == 30
+
+
+@pytest.mark.slow
+def test_effnet_search_trains_real_candidates_on_fashion_mnist(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from effnet.cli import main
+    from effnet.data.fashion_mnist import find_root
+
+    try:
+        find_root(None)
+    except (FileNotFoundError, OSError) as error:
+        pytest.skip(f"Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist): {error}")
+    out = tmp_path / "search"
+    argv = ["search", "fmnist", "--strategy", "ppo", "--evaluations", "3", "--round", "3", "--epochs", "1",
+            "--train-subset", "256", "--minival", "128", "--workers", "1", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "ppo search on the fmnist skeleton" in printed and "target T" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["evaluations"] == 3 and summary["failed"] == 0
+    assert 0 < summary["best"]["top1"] <= 100 and summary["target"] == count(get_skeleton("fmnist").reference).madds
+    assert main(argv) == 0   # all in the state and journal: nothing trains again
+    assert len((out / "journal.jsonl").read_text().splitlines()) == 3
