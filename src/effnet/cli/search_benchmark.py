@@ -28,6 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help=f"comma-separated, from {','.join(STRATEGIES)} (default random,evolution,ppo)")
     p.add_argument("--evaluations", type=int, default=100)
     p.add_argument("--seeds", type=int, default=20, help="independent searches per strategy (default 20)")
+    p.add_argument("--controller-lr", type=float, default=None,
+                   help="Adam learning rate of the ppo/reinforce controller (default 3.5e-4, NASNet's)")
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=run)
 
@@ -35,7 +37,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.evaluations < 1 or args.seeds < 1:
         raise ValueError("--evaluations and --seeds must be at least 1")
-    summary = run_table_benchmark(args.dataset, args.strategies, args.evaluations, args.seeds, args.out)
+    summary = run_table_benchmark(args.dataset, args.strategies, args.evaluations, args.seeds, args.out,
+                                  controller_lr=args.controller_lr)
     steps = [n for n in CHECKPOINTS if n <= args.evaluations]
     rows = []
     for name, entry in summary["strategies"].items():  # type: ignore[union-attr]

@@ -19,10 +19,12 @@ from .rewards import Reward
 CHECKPOINTS = (25, 50, 100)
 
 
-def search_table(table: Table, strategy_name: str, evaluations: int, seed: int, reward: Reward) -> dict[str, object]:
+def search_table(table: Table, strategy_name: str, evaluations: int, seed: int, reward: Reward,
+                 **options: object) -> dict[str, object]:
     """One search: best-so-far reward after every evaluation, the best architecture's
-    validation and test accuracy, and how many samples were invalid or repeated."""
-    strategy = make_strategy(strategy_name, table.sizes, seed)
+    validation and test accuracy, and how many samples were invalid or repeated.
+    ``options`` go to the strategy (e.g. the controller's ``lr``)."""
+    strategy = make_strategy(strategy_name, table.sizes, seed, **options)
     best_reward, best_entry, best_tokens = -np.inf, None, None
     curve, seen = [], set()
     invalid = duplicates = 0
@@ -49,15 +51,20 @@ def _median_iqr(values: Sequence[float]) -> dict[str, float]:
 
 
 def run_table_benchmark(dataset: str, strategies: Sequence[str], evaluations: int, seeds: int, out_dir: Path,
-                        exponent: float = -0.07) -> dict[str, object]:
+                        exponent: float = -0.07, controller_lr: float | None = None) -> dict[str, object]:
     table = Table.load(dataset)
     reward = Reward("soft", table.median_latency(), exponent, exponent)
     # The truth the strategies are chasing: the best reward anywhere in the table.
     optimum = max(reward(e["valid_perf"], e["latency"]) for e in table.entries.values())
-    runs = {name: [search_table(table, name, evaluations, seed, reward) for seed in range(seeds)] for name in strategies}
+    def options(name: str) -> dict[str, object]:
+        return {"lr": controller_lr} if controller_lr is not None and name in ("ppo", "reinforce") else {}
+
+    runs = {name: [search_table(table, name, evaluations, seed, reward, **options(name)) for seed in range(seeds)]
+            for name in strategies}
     summary: dict[str, object] = {
         "dataset": dataset, "architectures": len(table.entries), "evaluations": evaluations, "seeds": seeds,
         "reward": f"valid_acc x (latency / {reward.target:.6g})^{exponent}", "table_optimum_reward": optimum,
+        "controller_lr": controller_lr if controller_lr is not None else 3.5e-4,
         "strategies": {}}
     for name, results in runs.items():
         curves = np.array([r["curve"] for r in results])
