@@ -100,7 +100,12 @@ def plot_scaling(points: Sequence[Point], path: Path, title: str) -> Path:
         ax.errorbar([p.madds / 1e6 for p in series], [p.mean for p in series],
                     yerr=[0 if math.isnan(p.ci95) else p.ci95 for p in series], label=method,
                     color=color, marker=marker, linewidth=width, capsize=3)
-    ax.set_xlabel("multiply-adds (M)")
+    return _save_accuracy_plot(fig, ax, path, title, "multiply-adds (M)")
+
+
+def _save_accuracy_plot(fig: Figure, ax, path: Path, title: str, xlabel: str) -> Path:  # type: ignore[no-untyped-def]
+    """Labels, grid and legend of an accuracy-against-cost plot, then the PNG."""
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("minival top-1 (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -148,12 +153,4 @@ def plot_width_grid(points: Sequence[Point], path: Path, title: str) -> Path:
             ax.annotate(f"w={p.phi:g}", (p.madds / 1e6, p.mean), textcoords="offset points", xytext=(4, -10),
                         fontsize=7, color=color)
     ax.set_xscale("log")
-    ax.set_xlabel("multiply-adds (M, log scale)")
-    ax.set_ylabel("minival top-1 (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
+    return _save_accuracy_plot(fig, ax, path, title, "multiply-adds (M, log scale)")

@@ -24,6 +24,11 @@ from typing import Any
 
 import numpy as np
 
+try:  # numpy's scalar constructor, which pickles of numpy numbers name
+    from numpy._core.multiarray import scalar as _scalar
+except ImportError:  # numpy < 2
+    from numpy.core.multiarray import scalar as _scalar
+
 # The eight tables of 26,206 architectures. The ninth (proteins, 2,021 entries, a smaller
 # operation set) is keyed in a way its public code does not reproduce, so it is left out.
 DATASETS = ("cora", "citeseer", "pubmed", "cs", "physics", "photo", "computers", "arxiv")
@@ -35,15 +40,7 @@ class _TableUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self.ALLOWED:
             raise pickle.UnpicklingError(f"a NAS-Bench-Graph table may hold numbers only; refusing global {module}.{name}")
-        return np.dtype if name == "dtype" else _numpy_scalar()
-
-
-def _numpy_scalar():  # type: ignore[no-untyped-def]
-    try:
-        from numpy._core.multiarray import scalar
-    except ImportError:  # numpy < 2
-        from numpy.core.multiarray import scalar
-    return scalar
+        return np.dtype if name == "dtype" else _scalar
 
 
 def _package():  # type: ignore[no-untyped-def]
