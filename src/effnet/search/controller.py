@@ -83,6 +83,9 @@ class ControllerSearch(Strategy):
             self.next_id += 1
         return out
 
+    def _propose(self) -> tuple[int, ...]:
+        return self.ask(1)[0].tokens  # the controller samples whole batches in ask()
+
     def tell(self, candidate_id: int, reward: float) -> None:
         tokens = self.pending.pop(candidate_id)
         self.batch.append((tokens, self.log_probs.pop(candidate_id), float(reward)))

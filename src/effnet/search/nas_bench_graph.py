@@ -86,11 +86,17 @@ class Table:
         architecture = _package()
         return architecture.Arch(list(self.links[tokens[0]]), [self.ops[t] for t in tokens[1:]]).valid_hash()
 
-    def lookup(self, tokens: tuple[int, ...]) -> dict[str, float] | None:
+    def find(self, tokens: tuple[int, ...]) -> tuple[int | None, dict[str, float] | None]:
+        """The table key and entry of a point; (None, None) where the table has none."""
         try:
-            return self.entries.get(self.key(tokens))
+            key = self.key(tokens)
         except (KeyError, ValueError, IndexError):
-            return None
+            return None, None
+        entry = self.entries.get(key)
+        return (key, entry) if entry is not None else (None, None)
+
+    def lookup(self, tokens: tuple[int, ...]) -> dict[str, float] | None:
+        return self.find(tokens)[1]
 
     def median_latency(self) -> float:
         return statistics.median(e["latency"] for e in self.entries.values())

@@ -16,6 +16,7 @@ randomness comes from the strategy's own generator, saved in its state.
 from __future__ import annotations
 
 import collections
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,8 +30,8 @@ class Candidate:
     tokens: tuple[int, ...]
 
 
-class Strategy:
-    """The interface; subclasses implement ``_propose`` and may override ``tell``."""
+class Strategy(ABC):
+    """The interface; subclasses implement ``_propose`` (or ``ask``) and may override ``_learn``."""
 
     name = "strategy"
     # How many candidates the strategy wants per round (PPO updates on whole batches).
@@ -60,8 +61,9 @@ class Strategy:
         self._learn(self.pending.pop(candidate_id), float(reward))
         self.told += 1
 
+    @abstractmethod
     def _propose(self) -> tuple[int, ...]:
-        raise NotImplementedError
+        """The next candidate's tokens."""
 
     def _learn(self, tokens: tuple[int, ...], reward: float) -> None:
         pass

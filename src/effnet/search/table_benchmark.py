@@ -30,9 +30,8 @@ def search_table(table: Table, strategy_name: str, evaluations: int, seed: int, 
     invalid = duplicates = 0
     while len(curve) < evaluations:
         for candidate in strategy.ask(min(strategy.batch_size, evaluations - len(curve))):
-            entry = table.lookup(candidate.tokens)
+            key, entry = table.find(candidate.tokens)
             invalid += entry is None
-            key = table.key(candidate.tokens) if entry is not None else None
             duplicates += key in seen
             seen.add(key)
             value = reward(entry["valid_perf"], entry["latency"]) if entry is not None else 0.0

@@ -38,11 +38,7 @@ def create_app(service: Service):  # type: ignore[no-untyped-def]
     """A FastAPI app serving ``service``: it starts the service (warm-up) at startup and
     closes it at shutdown (uvicorn and Ray Serve replicas both run the ASGI lifespan)."""
     try:
-        from fastapi import FastAPI, Request, Response
-        from fastapi.exceptions import RequestValidationError
-        from fastapi.responses import HTMLResponse, JSONResponse
-        from starlette.datastructures import UploadFile
-        from starlette.exceptions import HTTPException as StarletteHTTPException
+        from fastapi import FastAPI
     except ImportError as error:  # pragma: no cover - depends on the environment
         raise ImportError("effnet serve needs FastAPI and uvicorn: pip install 'effnet[serve]'") from error
 
@@ -54,8 +50,19 @@ def create_app(service: Service):  # type: ignore[no-untyped-def]
 
     app = FastAPI(title=f"effnet serve: {service.name}", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.service = service
-    metrics = service.metrics
-    limit = service.settings.max_body_bytes
+    _add_error_handlers(app, service)
+    app.add_middleware(CountRequests, service=service)
+    _add_protocol_routes(app, service)
+    _add_upload_routes(app, service)
+    return app
+
+
+def _add_error_handlers(app, service: Service) -> None:  # type: ignore[no-untyped-def]
+    """Every error as JSON ``{"error": ...}`` with the status that says whose fault it is."""
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     def error_response(status: int, message: str, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
         return JSONResponse({"error": message}, status_code=status, headers=headers)
@@ -92,86 +99,98 @@ def create_app(service: Service):  # type: ignore[no-untyped-def]
     async def on_failure(request: Request, error: Exception):  # type: ignore[no-untyped-def]
         return error_response(500, f"inference failed: {type(error).__name__}: {' '.join(str(error).split())}")
 
-    class CountRequests:
-        """Requests by endpoint and code, and their durations: a plain ASGI middleware (FastAPI's
-        ``@app.middleware("http")`` runs each request through an extra task and memory
-        streams, a cost paid on every 429 under overload)."""
 
-        def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
-            self.inner = inner
+class CountRequests:
+    """Requests by endpoint and code, and their durations: a plain ASGI middleware (FastAPI's
+    ``@app.middleware("http")`` runs each request through an extra task and memory
+    streams, a cost paid on every 429 under overload)."""
 
-        async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
-            if scope["type"] != "http":
-                await self.inner(scope, receive, send)
-                return
-            start = time.perf_counter()
-            status = [500]
+    def __init__(self, inner, service: Service) -> None:  # type: ignore[no-untyped-def]
+        self.inner = inner
+        self.service = service
 
-            async def send_counted(message) -> None:  # type: ignore[no-untyped-def]
-                if message["type"] == "http.response.start":
-                    status[0] = message["status"]
-                    if service.replica:
-                        message.setdefault("headers", []).append((b"x-effnet-replica", service.replica.encode()))
-                await send(message)
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            await self.inner(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = [500]
 
-            try:
-                await self.inner(scope, receive, send_counted)
-            finally:
-                endpoint = getattr(scope.get("route"), "path", "unmatched")
-                metrics.requests.labels(endpoint=endpoint, code=str(status[0])).inc()
-                metrics.request_seconds.labels(endpoint=endpoint).observe(time.perf_counter() - start)
+        async def send_counted(message) -> None:  # type: ignore[no-untyped-def]
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                if self.service.replica:
+                    message.setdefault("headers", []).append((b"x-effnet-replica", self.service.replica.encode()))
+            await send(message)
 
-    app.add_middleware(CountRequests)
+        try:
+            await self.inner(scope, receive, send_counted)
+        finally:
+            endpoint = getattr(scope.get("route"), "path", "unmatched")
+            self.service.metrics.requests.labels(endpoint=endpoint, code=str(status[0])).inc()
+            self.service.metrics.request_seconds.labels(endpoint=endpoint).observe(time.perf_counter() - start)
 
-    def check_model(name: str) -> None:
-        if name != service.name:
-            raise HttpError(404, f"unknown model {name!r}; this server serves {service.name!r}")
 
-    def check_ready() -> None:
-        """503 unless ready; 429 at once when the queue is full, before the body is read."""
-        if service.draining:
-            raise HttpError(503, "the server is draining (shutting down); send the request to another replica")
-        if not service.ready:
-            raise HttpError(503, "the model is still loading; retry in a few seconds")
-        service.batcher.check_room()
 
-    async def read_body(request: Request) -> bytes:
-        length = request.headers.get("content-length")
-        if length is not None:
-            try:
-                declared = int(length)
-            except ValueError:
-                raise HttpError(400, f"Content-Length is not a number: {length!r}") from None
-            if declared > limit:  # refused before a byte of the body is read
-                raise HttpError(413, f"body of {declared:,} bytes is over the {limit:,}-byte limit (--max-body-mb)")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise HttpError(413, f"body is over the {limit:,}-byte limit (--max-body-mb)")
-            chunks.append(chunk)
-        return b"".join(chunks)
+def check_model(service: Service, name: str) -> None:
+    if name != service.name:
+        raise HttpError(404, f"unknown model {name!r}; this server serves {service.name!r}")
 
-    async def upload_of(request: Request) -> tuple[bytes, str]:
-        content_type = request.headers.get("content-type", "")
-        if content_type.startswith("multipart/form-data"):
-            body = await read_body(request)
+def check_ready(service: Service) -> None:
+    """503 unless ready; 429 at once when the queue is full, before the body is read."""
+    if service.draining:
+        raise HttpError(503, "the server is draining (shutting down); send the request to another replica")
+    if not service.ready:
+        raise HttpError(503, "the model is still loading; retry in a few seconds")
+    service.batcher.check_room()
 
-            async def replay():  # type: ignore[no-untyped-def]
-                return {"type": "http.request", "body": body, "more_body": False}
+async def read_body(service: Service, request) -> bytes:  # type: ignore[no-untyped-def]
+    limit = service.settings.max_body_bytes
+    length = request.headers.get("content-length")
+    if length is not None:
+        try:
+            declared = int(length)
+        except ValueError:
+            raise HttpError(400, f"Content-Length is not a number: {length!r}") from None
+        if declared > limit:  # refused before a byte of the body is read
+            raise HttpError(413, f"body of {declared:,} bytes is over the {limit:,}-byte limit (--max-body-mb)")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HttpError(413, f"body is over the {limit:,}-byte limit (--max-body-mb)")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
-            try:
-                form = await Request(request.scope, replay).form(max_files=1, max_fields=8)
-            except Exception as error:  # noqa: BLE001 - python-multipart's errors are all "malformed form"
-                raise HttpError(400, f"malformed multipart body ({' '.join(str(error).split())})") from None
-            upload = form.get("file")
-            if not isinstance(upload, UploadFile):
-                raise HttpError(400, "multipart/form-data needs a 'file' field holding the image")
-            return await upload.read(), upload.filename or "upload"
-        if content_type.startswith(IMAGE_TYPES):
-            return await read_body(request), "upload"
-        raise HttpError(415, f"unsupported content type {content_type or '(none)'!r}; send an image/* body "
-                             "or multipart/form-data with a 'file' field")
+async def upload_of(service: Service, request) -> tuple[bytes, str]:  # type: ignore[no-untyped-def]
+    from fastapi import Request
+    from starlette.datastructures import UploadFile
+
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        body = await read_body(service, request)
+
+        async def replay():  # type: ignore[no-untyped-def]
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        try:
+            form = await Request(request.scope, replay).form(max_files=1, max_fields=8)
+        except Exception as error:  # noqa: BLE001 - python-multipart's errors are all "malformed form"
+            raise HttpError(400, f"malformed multipart body ({' '.join(str(error).split())})") from None
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise HttpError(400, "multipart/form-data needs a 'file' field holding the image")
+        return await upload.read(), upload.filename or "upload"
+    if content_type.startswith(IMAGE_TYPES):
+        return await read_body(service, request), "upload"
+    raise HttpError(415, f"unsupported content type {content_type or '(none)'!r}; send an image/* body "
+                         "or multipart/form-data with a 'file' field")
+
+
+def _add_protocol_routes(app, service: Service) -> None:  # type: ignore[no-untyped-def]
+    """The Open Inference (KServe V2) routes."""
+    from fastapi import Request, Response
+    from fastapi.responses import JSONResponse
 
     # -- Open Inference protocol -----------------------------------------------------------------
     @app.get("/v2")
@@ -188,20 +207,20 @@ def create_app(service: Service):  # type: ignore[no-untyped-def]
 
     @app.get("/v2/models/{name}")
     async def model_metadata(name: str):  # type: ignore[no-untyped-def]
-        check_model(name)
+        check_model(service, name)
         return service.metadata()
 
     @app.get("/v2/models/{name}/ready")
     async def model_ready(name: str):  # type: ignore[no-untyped-def]
-        check_model(name)
+        check_model(service, name)
         return JSONResponse({"name": name, "ready": service.ready}, status_code=200 if service.ready else 503)
 
     @app.post("/v2/models/{name}/infer")
     async def infer(name: str, request: Request):  # type: ignore[no-untyped-def]
         started = asyncio.get_running_loop().time()
-        check_model(name)
-        check_ready()
-        body = await read_body(request)
+        check_model(service, name)
+        check_ready(service)
+        body = await read_body(service, request)
         parsed = parse_infer(body, request.headers.get("inference-header-content-length"),
                              max_images=service.settings.max_queue)
         logits = await service.logits(images=parsed.images if parsed.tensor is None else None, tensor=parsed.tensor,
@@ -209,24 +228,31 @@ def create_app(service: Service):  # type: ignore[no-untyped-def]
         content, headers = encode_infer(service.name, parsed, logits, service.class_names)
         return Response(content, headers=headers, media_type=headers["content-type"])
 
+
+
+def _add_upload_routes(app, service: Service) -> None:  # type: ignore[no-untyped-def]
+    """Plain uploads (classify, CAM), metrics and the page."""
+    from fastapi import Request, Response
+    from fastapi.responses import HTMLResponse
+
     # -- plain uploads -----------------------------------------------------------------------------
     @app.post("/v2/models/{name}/classify")
     async def classify(name: str, request: Request, top_k: int = 5):  # type: ignore[no-untyped-def]
         started = asyncio.get_running_loop().time()
-        check_model(name)
+        check_model(service, name)
         if top_k < 1:
             raise HttpError(400, f"top_k must be at least 1, got {top_k}")
-        check_ready()
-        data, filename = await upload_of(request)
+        check_ready(service)
+        data, filename = await upload_of(service, request)
         logits = await service.logits(images=[data], names=[filename], deadline=service.deadline(started))
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         return {"model": service.name, "id": request_id, "predictions": service.top_k(logits[0], top_k)}
 
     @app.post("/v2/models/{name}/cam")
     async def cam(name: str, request: Request, class_index: int | None = None):  # type: ignore[no-untyped-def]
-        check_model(name)
-        check_ready()
-        data, _ = await upload_of(request)
+        check_model(service, name)
+        check_ready(service)
+        data, _ = await upload_of(service, request)
         try:
             png = await service.cam_png(data, class_index)
         except ValueError as error:
@@ -237,15 +263,16 @@ def create_app(service: Service):  # type: ignore[no-untyped-def]
 
     @app.get("/metrics")
     async def prometheus():  # type: ignore[no-untyped-def]
-        metrics.queue_depth.set(service.batcher.depth)
-        content, media_type = metrics.exposition()
+        service.metrics.queue_depth.set(service.batcher.depth)
+        content, media_type = service.metrics.exposition()
         return Response(content, media_type=media_type)
 
     @app.get("/", response_class=HTMLResponse)
     async def page():  # type: ignore[no-untyped-def]
         return HTMLResponse(_page(service))
 
-    return app
+
+
 
 
 def _images_per_s(service: Service) -> float:
