@@ -65,8 +65,8 @@ class Strategy(ABC):
     def _propose(self) -> tuple[int, ...]:
         """The next candidate's tokens."""
 
-    def _learn(self, tokens: tuple[int, ...], reward: float) -> None:
-        pass
+    def _learn(self, tokens: tuple[int, ...], reward: float) -> None:  # noqa: B027 - optional hook
+        """Learn from one result (random search learns nothing)."""
 
     def random_tokens(self) -> tuple[int, ...]:
         return tuple(int(self.rng.integers(n)) for n in self.sizes)
