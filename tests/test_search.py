@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import effnet
-from effnet import count, get_spec
+from effnet import count, create_model, get_spec
 from effnet.lab.experiments import RunOptions
 from effnet.lab.trials import Budget
 from effnet.search import RandomSearch, RegularizedEvolution, Reward, decode, encode, get_skeleton, make_strategy
@@ -233,7 +233,7 @@ def test_effnet_search_trains_real_candidates_on_fashion_mnist(tmp_path: Path, c
     except (FileNotFoundError, OSError) as error:
         pytest.skip(f"Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist): {error}")
     out = tmp_path / "search"
-    argv = ["search", "fmnist", "--strategy", "ppo", "--evaluations", "3", "--round", "3", "--epochs", "1",
+    argv = ["search-baseline", "fmnist", "--strategy", "ppo", "--trials", "3", "--round", "3", "--epochs", "1",
             "--train-subset", "256", "--minival", "128", "--workers", "1", "--out", str(out)]
     assert main(argv) == 0
     printed = capsys.readouterr().out
@@ -243,3 +243,34 @@ def test_effnet_search_trains_real_candidates_on_fashion_mnist(tmp_path: Path, c
     assert 0 < summary["best"]["top1"] <= 100 and summary["target"] == count(get_skeleton("fmnist").reference).madds
     assert main(argv) == 0   # all in the state and journal: nothing trains again
     assert len((out / "journal.jsonl").read_text().splitlines()) == 3
+    # The found network, as a file every other command reads.
+    best = out / "best.json"
+    found = get_spec(str(best))
+    assert count(found).madds == summary["best"]["madds"] and found.name == "searched_fmnist_ppo_s0"
+    assert json.loads(best.read_text())["search"]["tokens"] == summary["best"]["tokens"]
+    assert main(["show", str(best)]) == 0 and "searched_fmnist_ppo_s0" in capsys.readouterr().out
+    model = create_model(str(best)).eval()
+    assert model(torch.zeros(1, found.in_chans, found.resolution, found.resolution)).shape == (1, found.num_classes)
+
+
+def test_a_network_file_that_is_not_one_says_what_is_wrong(tmp_path: Path) -> None:
+    from effnet.train.config import Config, ConfigError, validate
+
+    with pytest.raises(SpecError, match="no network description"):
+        get_spec(str(tmp_path / "missing.json"))
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(SpecError, match="not a JSON network description"):
+        get_spec(str(tmp_path / "bad.json"))
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(SpecError, match="holds list"):
+        get_spec(str(tmp_path / "list.json"))
+    (tmp_path / "partial.json").write_text('{"name": "x"}')
+    with pytest.raises(SpecError, match="partial.json.*incomplete"):
+        get_spec(str(tmp_path / "partial.json"))
+    config = Config()
+    config.model.spec, config.model.weights = str(tmp_path / "best.json"), "lite0.official"
+    with pytest.raises(ConfigError, match="model.spec"):
+        validate(config)
+    config.model.spec, config.model.weights = "fmnist_lab", None
+    with pytest.raises(ConfigError, match=".json"):
+        validate(config)

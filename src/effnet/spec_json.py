@@ -7,6 +7,8 @@ reader of the paper's Table 1 can check by eye.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from .blockstring import format_stages, parse_stages
@@ -47,6 +49,35 @@ def spec_from_dict(data: dict[str, Any]) -> NetworkSpec:
         )
     except (KeyError, TypeError) as error:
         raise SpecError(f"the network description is incomplete ({error!r})") from None
+
+
+def spec_from_file(path: str | Path) -> NetworkSpec:
+    """A network description written as JSON (:func:`spec_to_dict`; a search's ``best.json``,
+    ``effnet scale --json``), with errors that name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"no network description at {path}: give a .json file written by `effnet search-baseline` "
+                        "(best.json) or spec_to_dict")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SpecError(f"{path} is not a JSON network description ({error})") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path} holds {type(data).__name__}, not a network description (an object with stem, blocks, head)")
+    try:
+        return spec_from_dict(data)
+    except SpecError as error:
+        raise SpecError(f"{path}: {error}") from None
+
+
+def write_spec(spec: NetworkSpec, path: str | Path, **extra: Any) -> Path:
+    """``spec`` as JSON at ``path`` (atomically), with ``extra`` keys beside it (provenance;
+    readers ignore them)."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps({**spec_to_dict(spec), **extra}, indent=2) + "\n")
+    partial.replace(path)
+    return path
 
 
 def same_architecture(a: NetworkSpec, b: NetworkSpec) -> bool:

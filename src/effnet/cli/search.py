@@ -1,4 +1,4 @@
-"""`effnet search [SKELETON]`: MnasNet-style multi-objective architecture search on real data
+"""`effnet search-baseline [SKELETON]` (also `effnet search`): MnasNet-style multi-objective architecture search on real data
 (the search that found B0), journaled and resumable (docs/search.md)."""
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from ._lab import add_budget_and_runner, budget_from, options_from
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("search", help="multi-objective architecture search (MnasNet's space, the search that found B0)")
+    p = subparsers.add_parser("search-baseline", aliases=["search"],
+                              help="multi-objective architecture search (MnasNet's space, the search that found B0)")
     p.add_argument("skeleton", nargs="?", default="fmnist", choices=tuple(SKELETONS),
                    help="fmnist (default: the lab's 4-stage base, 16 px) or b0 (B0's 7 stages, 224 px)")
     p.add_argument("--strategy", choices=STRATEGIES, default="evolution")
@@ -24,9 +25,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "abs: ACC - 0.07 |COST/T - 1| (TuNAS)")
     p.add_argument("--cost", choices=("madds", "latency"), default="madds",
                    help="madds (counted from the spec, the EfficientNet search) or latency (ms on this CPU, MnasNet)")
-    p.add_argument("--target", type=float, default=0.0,
-                   help="T in the cost's unit (default: the skeleton's reference network's cost)")
-    p.add_argument("--evaluations", type=int, default=100, help="candidates to train (default 100)")
+    p.add_argument("--target-madds", "--target", type=float, default=0.0, dest="target", metavar="T",
+                   help="T in the cost's unit: MAdds, or ms with --cost latency (default: the skeleton's reference "
+                        "network's cost, i.e. the hand-designed base's)")
+    p.add_argument("--trials", "--evaluations", type=int, default=100, dest="evaluations", metavar="N",
+                   help="candidates to train (default 100)")
     p.add_argument("--seed", type=int, default=0, help="the strategy's seed and every trial's (default 0)")
     p.add_argument("--round", type=int, default=0, dest="round_size",
                    help="candidates per round (default: the strategy's batch, at least one per worker)")
@@ -48,5 +51,6 @@ def run(args: argparse.Namespace) -> int:
                 [(f"{best['reward']:.4f}", f"{best['top1']:.2f}", f"{best['cost']:.4g}", f"{best['params']:,}",
                   "\n".join(best["network"]))])
     print(f"target T = {summary['target']:.4g} ({args.cost}); candidates: {args.out / 'candidates.jsonl'}, "
-          f"plot: {args.out / 'search.png'}")
+          f"plot: {args.out / 'search.png'}, found network: {args.out / 'best.json'} "
+          f"(`effnet show {args.out / 'best.json'}`, `effnet experiment scaling {args.out / 'best.json'}`)")
     return 0

@@ -24,13 +24,14 @@ from ..lab.experiments import RunOptions
 from ..lab.journal import Journal
 from ..lab.runner import TrialFn, run_trials
 from ..lab.trials import Budget, Trial, train_trial
-from ..spec_json import spec_to_dict
+from ..spec_json import spec_to_dict, write_spec
 from .controller import make_strategy
 from .latency import cpu_latency_ms
 from .rewards import Reward
 from .space import decode, describe, get_skeleton
 
 STATE = "search_state.pt"
+BEST = "best.json"
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,12 @@ def summarise(out: Path, config: SearchConfig, budget: Budget, target: float, re
                "unique_networks": len(seen), "failed": sum(r["top1"] is None for r in records),
                "best": {**best, "network": describe(skeleton, best["tokens"])}, "best_so_far": best_so_far}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    # The found network, readable by `effnet show`, create_model, `effnet train model.spec=` and the lab.
+    found = decode(skeleton, best["tokens"]).replace(name=f"searched_{config.skeleton}_{config.strategy}_s{config.seed}")
+    write_spec(found, out / BEST, search={"strategy": config.strategy, "reward": config.reward, "target": target,
+                                          "evaluation": best["evaluation"], "proxy_top1": best["top1"],
+                                          "reward_value": best["reward"], "tokens": best["tokens"],
+                                          "network": describe(skeleton, best["tokens"])})
     _plot(out / "search.png", records, target, config)
     return summary
 

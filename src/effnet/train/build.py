@@ -29,7 +29,7 @@ def _network(config: Config, given_spec: NetworkSpec | None, loaded: LoadedWeigh
     m = config.model
     if loaded is not None:  # fine-tuning: the network the weights were made for
         return weights_spec(m.name, loaded)
-    spec = given_spec or resolve_spec(m.name)  # type: ignore[arg-type]
+    spec = given_spec or resolve_spec(m.spec or m.name)  # type: ignore[arg-type]
     if m.width is not None or m.depth is not None:
         spec = scale(spec, m.width or 1.0, m.depth or 1.0)
     return spec

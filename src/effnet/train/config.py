@@ -64,6 +64,7 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     name: str | None = "efficientnet_b0"  # a registered model (`effnet models`); None: the weights' own
+    spec: str | None = None              # a network description file (.json, e.g. a search's best.json) instead of name
     weights: str | None = None           # fine-tune from these (tag, file, run folder or hf-hub:...)
     width: float | None = None           # scale the network (paper eq. 3): width multiplier
     depth: float | None = None           # ... and depth multiplier (from scratch only)
@@ -118,7 +119,7 @@ class TrainConfig:
     deterministic: bool = False
     threads: int = 0                     # torch.set_num_threads; 0 leaves it alone
     time_limit_min: float = 0            # stop training after this many minutes (0: none)
-    cache_cpu_memory: bool = True        # CPU: reuse freed memory instead of unmapping it (train/allocator.py)
+    cache_cpu_memory: bool = True        # CPU: reuse freed memory instead of unmapping it (effnet/allocator.py)
 
 
 @dataclass
@@ -265,6 +266,12 @@ def validate(config: Config) -> None:
     _check_range("data.hflip", d.hflip, 0.0, 1.0)
     if d.minival is not None:
         _check_range("data.minival", d.minival, 0.0)
+    if m.spec is not None and m.weights is not None:
+        raise ConfigError("model.spec names a network to train from scratch; fine-tuning (model.weights) uses the "
+                          "weights' own network: give one of them")
+    if m.spec is not None and not m.spec.endswith(".json"):
+        raise ConfigError(f"model.spec must be a .json network description (a search's best.json), got {m.spec!r}; "
+                          "for a registered network use model.name")
     if m.name is None and m.weights is None:
         raise ConfigError("model.name is null: name a model (`effnet models` lists them) or give model.weights")
     for key in ("train_subset", "eval_subset", "num_workers", "padding"):

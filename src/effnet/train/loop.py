@@ -46,7 +46,8 @@ from .. import kernels
 from ..device import resolve_device
 from ..spec import NetworkSpec
 from ..weights import read_weights, save_weights
-from .allocator import keep_freed_cpu_memory
+from ..zoo import get_spec
+from ..allocator import keep_freed_cpu_memory
 from .build import build_run_model, set_backbone_frozen
 from .checkpoint import (EMPTY_EPOCH, LAST, MODEL, Position, check_resumable, checkpoint_payload, load_checkpoint, position_from,
                          save_checkpoint, save_run_model, set_rng_state)
@@ -141,7 +142,8 @@ def _train(config: Config, info: DistInfo, resume: str | os.PathLike[str] | None
     m, t = config.model, config.train
     device = _process_settings(config, info)
     resume_dir, resume_file = resolve_resume(resume) if resume is not None else (None, None)
-    run_name = given_spec.name if given_spec is not None else (m.name or Path(str(m.weights)).stem)
+    run_name = (given_spec.name if given_spec is not None else get_spec(m.spec).name if m.spec
+                else (m.name or Path(str(m.weights)).stem))
     run_dir = _run_dir(config, info, resume_dir, run_name)
     main = info.is_main
     out = console()

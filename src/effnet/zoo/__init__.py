@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from ..spec import NetworkSpec
+from ..spec_json import spec_from_file
 from .baselines import mobilenet_v1, mobilenet_v2, resnet50
 from .efficientnet import EFFICIENTNET_PARAMS, LITE_PARAMS, efficientnet, efficientnet_b0_base
 from .efficientnetv2 import V2_PARAMS, efficientnetv2
@@ -78,7 +79,10 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def get_spec(name: str) -> NetworkSpec:
-    """The spec of a registered model; unknown names get suggestions."""
+    """The spec of a registered model, or of a network description file (``*.json``, e.g.
+    a search's ``best.json``); unknown names get suggestions."""
+    if name.endswith(".json"):
+        return spec_from_file(name)
     try:
         factory = _REGISTRY[name]
     except KeyError:
