@@ -2,10 +2,15 @@
 
     python benchmarks/bench_b0.py [--quick] [--out benchmarks/results]
 
-Runs every contestant alternately in one process (see ``effnet.bench``), then
-measures training memory in fresh subprocesses, and writes ``b0_cpu.json`` and
-``b0_cpu.md``. Ratios are the numbers to quote; absolute numbers depend on the machine and
-on whatever else runs on it.
+Best path against best path: every one of our inference paths (eager, channels_last, BN
+folded, compiled, onnxruntime fp32/int8, OpenVINO fp32/bf16/int8) beside every path a timm or
+torchvision user can assemble by hand for the same network (eager, channels_last,
+torch.compile, torch.onnx.export -> onnxruntime fp32 and int8 with our quantiser and
+calibration images, -> OpenVINO fp32, bf16 and NNCF int8), run alternately in one process
+(see ``effnet.bench``); then where onnxruntime spends its time in our fp32 and int8 graphs
+(onnxruntime's profiler, against the CPU's peak for each precision), and training memory in
+fresh subprocesses. Writes ``b0_cpu.json`` and ``b0_cpu.md``. Ratios are the numbers to
+quote; absolute numbers depend on the machine and on whatever else runs on it.
 """
 
 from __future__ import annotations
@@ -13,14 +18,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from effnet.bench import Report, cpu_peak, run_bench, to_markdown, training_memory
-from effnet.bench import PEERS, TRAIN_PATHS, Setting
-from effnet.train.allocator import keep_freed_cpu_memory
+import numpy as np
 
-INFERENCE = ("eager", "channels_last", "fused", "compiled", "onnx-fp32", "onnx-int8")
+from effnet.bench import INFERENCE_PATHS, PEER_PATHS, PEERS, TRAIN_PATHS, Report, Setting, cpu_peak, run_bench
+from effnet.bench import to_markdown, training_memory
+from effnet.bench.onnx_profile import profile_markdown, profile_onnx
+from effnet.deploy.export import export_model
+from effnet.deploy.quantize import quantize_onnx
+from effnet.factory import create_model
+from effnet.allocator import keep_freed_cpu_memory
 
 
 def main() -> None:
@@ -28,7 +38,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="1 round, no compile, no memory (a smoke run)")
-    parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile path")
+    parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile paths")
+    parser.add_argument("--no-train", action="store_true", help="inference only (no training step, no memory)")
     parser.add_argument("--memory-only", action="store_true", help="only the training-memory subprocesses")
     parser.add_argument("--train-only", action="store_true",
                         help="only the training step, 5 rounds of >= 8 s per contestant (the step varies most)")
@@ -42,19 +53,38 @@ def main() -> None:
         return memory_only(args)
     if args.train_only:
         return train_only(args)
-    inference = tuple(p for p in INFERENCE if not ((args.quick or args.no_compile) and p == "compiled"))
+    skip = {"compiled"} if args.quick or args.no_compile else set()
+    inference = tuple(p for p in INFERENCE_PATHS if p not in skip)
+    peer_paths = tuple(p for p in PEER_PATHS if p not in skip)
     start = time.time()
-    report = run_bench(Setting("efficientnet_b0", resolution=224, threads=args.threads), inference=inference,
-                       rounds=1 if args.quick else 3, min_time=0.5 if args.quick else 2.0,
-                       memory=not args.quick, profile=not args.quick,
+    setting = Setting("efficientnet_b0", resolution=224, threads=args.threads)
+    report = run_bench(setting, inference=inference, peer_paths=peer_paths, training=() if args.no_train else TRAIN_PATHS,
+                       rounds=1 if args.quick else 3, min_time=0.5 if args.quick else 1.5,
+                       memory=not (args.quick or args.no_train), profile=False,
                        log=lambda m: print(f"[{time.time() - start:6.0f}s] {m}", file=sys.stderr, flush=True))
     args.out.mkdir(parents=True, exist_ok=True)
-    markdown = to_markdown(report)
+    markdown = to_markdown(report) + "\n" + onnx_profiles(setting, report)
     (args.out / "b0_cpu.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-    (args.out / "b0_cpu.md").write_text(markdown + (f"\n```\n{report.profile}```\n" if report.profile else ""))
+    (args.out / "b0_cpu.md").write_text(markdown)
     print(markdown)
-    if report.profile:
-        print(report.profile)
+
+
+def onnx_profiles(setting: Setting, report: Report, batch: int = 32) -> str:
+    """Where onnxruntime's time goes in our B0 graph, fp32 and int8, at ``batch`` as one
+    session run (the plan's micro-batches show the same kinds of work, each smaller)."""
+    model = create_model(setting.model).eval()
+    x = np.random.default_rng(0).standard_normal((batch, 3, setting.resolution, setting.resolution), dtype=np.float32)
+    sections = []
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32, int8 = Path(tmp) / "b0.onnx", Path(tmp) / "b0_int8.onnx"
+        export_model(model, fp32, resolution=setting.resolution)
+        quantize_onnx(fp32, int8, x[:16])
+        for name, path, peak in (("fp32", fp32, report.machine.get("peak_madds_per_s")),
+                                 ("int8", int8, report.machine.get("int8_peak_madds_per_s"))):
+            rows = profile_onnx(path, x, threads=setting.threads, runs=2)
+            sections.append(f"Where onnxruntime's time goes, our {name} graph, batch {batch} in one run "
+                            f"(peak for {name}: {(peak or 0) / 1e9:.0f} G MAdds/s):\n\n" + profile_markdown(rows, peak))  # type: ignore[operator]
+    return "\n".join(sections)
 
 
 def train_only(args: argparse.Namespace) -> None:

@@ -1,5 +1,6 @@
-"""int8 static quantisation (onnxruntime) of a network trained on Fashion-MNIST: top-1 on
-the 10,000 test images before and after, and the speed of each path.
+"""int8 static quantisation (onnxruntime's QDQ quantiser, and NNCF for OpenVINO) and bf16 of a
+network trained on Fashion-MNIST: top-1 on the 10,000 test images before and after, and the
+speed of each path, all from the same model.
 
     .venv/bin/python benchmarks/bench_int8_fmnist.py runs/bench-fmnist-60 [--calibration 512]
 
@@ -29,6 +30,7 @@ from effnet import create_model
 from effnet.bench import time_alternately
 from effnet.deploy.export import export_model, max_abs_diff
 from effnet.deploy.fuse import optimize_for_inference
+from effnet.deploy.openvino import OpenVinoRunner, quantize_openvino
 from effnet.deploy.quantize import quantize_onnx
 from effnet.deploy.runtime import OnnxRunner
 from effnet.preprocessing import Preprocessing
@@ -77,16 +79,27 @@ def main() -> int:
 
     with torch.inference_mode():
         eager_logits = batched(lambda x: model(torch.from_numpy(x)).numpy(), test_x)
+        # bf16 as PyTorch computes it on this CPU (native AVX512_BF16 where present, emulated elsewhere).
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16_logits = batched(lambda x: model(torch.from_numpy(x)).float().numpy(), test_x)
     with tempfile.TemporaryDirectory() as tmp:
-        fp32_path, int8_path = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        fp32_path, int8_path, ov_int8_path = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx", Path(tmp) / "int8.xml"
         export_model(model, fp32_path, resolution=size)
         export_diff = max_abs_diff(model, fp32_path, "onnx", [size], batch=8)
         quantize_onnx(fp32_path, int8_path, calibration)
-        fp32, int8 = OnnxRunner(fp32_path, threads=args.threads), OnnxRunner(int8_path, threads=args.threads)
-        fp32_logits, int8_logits = batched(fp32, test_x), batched(int8, test_x)
-        accuracy = {"torch_fp32": top1(eager_logits, test_y), "onnx_fp32": top1(fp32_logits, test_y),
-                    "onnx_int8": top1(int8_logits, test_y)}
-        agreement = float(100.0 * (fp32_logits.argmax(1) == int8_logits.argmax(1)).mean())
+        quantize_openvino(fp32_path, ov_int8_path, calibration)
+        runners = {"onnx-fp32": OnnxRunner(fp32_path, threads=args.threads),
+                   "onnx-int8": OnnxRunner(int8_path, threads=args.threads),
+                   "openvino-fp32": OpenVinoRunner(fp32_path, threads=args.threads),
+                   "openvino-int8": OpenVinoRunner(ov_int8_path, threads=args.threads)}
+        ov_bf16 = OpenVinoRunner(fp32_path, threads=args.threads, precision="bf16")
+        logits = {name: batched(run, test_x) for name, run in runners.items()}
+        logits["openvino-bf16"] = batched(ov_bf16, test_x)
+        logits["torch-bf16-autocast"] = bf16_logits
+        accuracy = {"torch_fp32": top1(eager_logits, test_y), **{name: top1(v, test_y) for name, v in logits.items()}}
+        fp32_logits = logits["onnx-fp32"]
+        agreement = float(100.0 * (fp32_logits.argmax(1) == logits["onnx-int8"].argmax(1)).mean())
+        logit_error = {name: float(np.abs(v - eager_logits).max()) for name, v in logits.items()}
         fused = optimize_for_inference(model)
         theirs = timm_same_architecture(model.spec).eval().to(memory_format=torch.channels_last)
         speed = {}
@@ -98,22 +111,28 @@ def main() -> int:
                 with torch.inference_mode():
                     return m(x)
 
-            samples = time_alternately({"onnx-fp32": lambda x=x: fp32(x), "onnx-int8": lambda x=x: int8(x),
-                                        "ours:fused-nhwc": lambda: eager(fused),
+            timed = {name: (lambda run=run, x=x: run(x)) for name, run in runners.items()}
+            samples = time_alternately({**timed, "ours:fused-nhwc": lambda: eager(fused),
                                         "timm:eager-nhwc": lambda: eager(theirs)}, rounds=3, min_time=2.0)
             medians = {name: statistics.median(v) for name, v in samples.items()}
             speed[batch] = {name: {"ms": 1000 * s, "images_per_s": batch / s,
                                    "vs_timm_eager": medians["timm:eager-nhwc"] / s} for name, s in medians.items()}
     record = {"command": " ".join([sys.executable, *sys.argv]), "checkpoint": str(file), "model": model.spec.name,
               "test_images": len(test_y), "calibration_images": len(calibration), "threads": args.threads,
-              "export_max_abs_diff": export_diff, "top1": accuracy,
-              "int8_minus_fp32_points": accuracy["onnx_int8"] - accuracy["onnx_fp32"],
+              "export_max_abs_diff": export_diff, "top1": accuracy, "max_abs_logit_error_vs_eager_fp32": logit_error,
+              "openvino_bf16_ran_as": ov_bf16.precision,
+              "int8_minus_fp32_points": accuracy["onnx-int8"] - accuracy["onnx-fp32"],
+              "openvino_int8_minus_fp32_points": accuracy["openvino-int8"] - accuracy["openvino-fp32"],
+              "bf16_minus_fp32_points": accuracy["torch-bf16-autocast"] - accuracy["torch_fp32"],
               "int8_fp32_prediction_agreement": agreement, "speed": speed}
     lines = [f"`{model.spec.name}` trained on Fashion-MNIST ({file}), {len(test_y):,} test images, int8 calibrated "
              f"on {len(calibration)} training images, {args.threads} threads.", "",
-             "| path | test top-1 |", "|---|---|"]
-    lines += [f"| {name} | {value:.2f}% |" for name, value in accuracy.items()]
-    lines += ["", f"int8 - fp32: {record['int8_minus_fp32_points']:+.2f} points; int8 and fp32 agree on "
+             "| path | test top-1 | max abs logit error vs eager fp32 |", "|---|---|---|"]
+    lines += [f"| {name} | {value:.2f}% | {logit_error.get(name, 0.0):.2e} |" for name, value in accuracy.items()]
+    lines += ["", f"OpenVINO bf16 ran as {ov_bf16.precision} on this CPU; torch bf16 autocast - fp32: "
+                  f"{record['bf16_minus_fp32_points']:+.2f} points; NNCF int8 - fp32 (OpenVINO): "
+                  f"{record['openvino_int8_minus_fp32_points']:+.2f} points.",
+              "", f"onnxruntime int8 - fp32: {record['int8_minus_fp32_points']:+.2f} points; int8 and fp32 agree on "
                   f"{agreement:.2f}% of test images; fp32 ONNX vs eager max |logit diff| {export_diff:.1e}.", "",
               "| batch | path | ms/batch | images/s | vs timm eager |", "|---|---|---|---|---|"]
     for batch, rows in speed.items():

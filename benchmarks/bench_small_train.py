@@ -31,7 +31,7 @@ from effnet.kernels import use_fused_kernels
 from effnet.bench import cpu_peak, time_alternately
 from effnet.model import build_model
 from effnet.spec import NetworkSpec
-from effnet.train.allocator import keep_freed_cpu_memory
+from effnet.allocator import keep_freed_cpu_memory
 from effnet.train.optim import build_optimizer
 from effnet.zoo.small import fashion_mnist_net
 

@@ -21,6 +21,7 @@ from torch import nn
 from ..deploy.calibration import sample_photos
 from ..deploy.export import export_model
 from ..deploy.fuse import optimize_for_inference
+from ..deploy.openvino import OpenVinoRunner, quantize_openvino
 from ..deploy.padding import freeze_same_padding
 from ..deploy.quantize import quantize_onnx
 from ..deploy.runtime import OnnxRunner
@@ -37,12 +38,23 @@ PEERS: dict[str, tuple[str, ...]] = {
        + ((f"torchvision:efficientnet_v2_{v}",) if v != "xl" else ()) for v in ("s", "m", "l", "xl")},
 }
 
-INFERENCE_PATHS = ("eager", "channels_last", "fused", "compiled", "onnx-fp32", "onnx-int8")
+# Paths through an inference runtime: exported to ONNX (ours with BN folded and constant SAME
+# pads; a peer through torch.onnx.export as its users do), then onnxruntime or OpenVINO, fp32,
+# bf16 (OpenVINO, where the CPU has native bf16) or int8 (onnxruntime's static QDQ quantiser,
+# or NNCF for OpenVINO), with the same calibration images for every model.
+RUNTIME_PATHS = ("onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-bf16", "openvino-int8")
+# onnx-fp32-1session: our graph in one plain session, without the runner's micro-batch plan
+# (what the plan itself is worth, against the same graph).
+INFERENCE_PATHS = ("eager", "channels_last", "fused", "compiled", *RUNTIME_PATHS, "onnx-fp32-1session")
+# A peer's paths: what a timm or torchvision user can assemble by hand.
+PEER_PATHS = ("eager", "channels_last", "compiled", *RUNTIME_PATHS)
 # train-symmetric: B0 with PyTorch's symmetric padding instead of TF SAME, the architecture of
 # timm's efficientnet_b0 and torchvision's (for training from scratch, where TF parity is moot).
 # train-fused: effnet's CPU training kernels (effnet.nn.fused: BN + activation, depthwise conv,
 # SE backward): faster, and less memory saved for the backward. Native ops on CUDA.
 TRAIN_PATHS = ("train", "train-fused", "train-checkpointed", "train-symmetric")
+# A peer's training step: eager channels_last, or torch.compile'd (inductor, forward and backward).
+PEER_TRAIN_PATHS = ("channels_last", "compiled")
 
 
 @dataclass(frozen=True)
@@ -55,7 +67,15 @@ class Setting:
     device: str = "cpu"          # "cuda": everyone runs there, in bf16 autocast and channels_last
 
 
-ONNX_PATHS = ("onnx-fp32", "onnx-int8")
+ONNX_PATHS = (*RUNTIME_PATHS, "onnx-fp32-1session")  # CPU-only paths
+
+
+def split_contestant(contestant: str) -> tuple[str, str]:
+    """``ours:PATH`` -> (ours, PATH); ``timm:NAME[:PATH]`` -> (timm:NAME, PATH or eager)."""
+    parts = contestant.split(":")
+    if parts[0] == "ours":
+        return "ours", parts[1] if len(parts) > 1 else "eager"
+    return ":".join(parts[:2]), parts[2] if len(parts) > 2 else "eager"
 
 
 def check_device(setting: Setting) -> None:
@@ -125,54 +145,95 @@ def _calibration(model: nn.Module, setting: Setting) -> np.ndarray:
                                                     dtype=np.float32)
 
 
-def _onnx_runner(model: nn.Module, setting: Setting, batch: int, int8: bool, workdir: Path) -> Runner:
-    path = workdir / f"{setting.model or 'ours'}_{setting.resolution}.onnx"
+class Timed:
+    """A runner (no arguments, one call = one batch) with the precision that actually ran."""
+
+    def __init__(self, call: Callable[[], object], precision: str = "fp32") -> None:
+        self.call, self.precision = call, precision
+
+    def __call__(self) -> object:
+        return self.call()
+
+
+def export_peer_onnx(module: nn.Module, path: Path, setting: Setting, channels: int = 3) -> None:
+    """A peer's model to ONNX the way its users do it: ``torch.onnx.export`` of the eval
+    model at the benchmark's size, any batch, opset 17, constants folded."""
+    x = torch.randn(1, channels, setting.resolution, setting.resolution)
+    torch.onnx.export(module.eval(), (x,), str(path), input_names=["input"], output_names=["logits"],
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False,
+                      do_constant_folding=True)
+
+
+def _calibration_for(setting: Setting, workdir: Path) -> np.ndarray:
+    """The calibration images every int8 contestant gets (ours and the peers'), made once."""
+    path = workdir / f"calibration_{setting.resolution}.npy"
     if not path.exists():
-        export_model(model, path, resolution=setting.resolution)
-    if int8:
-        q = workdir / f"{setting.model or 'ours'}_{setting.resolution}_int8.onnx"
-        if not q.exists():
-            quantize_onnx(path, q, _calibration(model, setting))
-        path = q
-    runner = OnnxRunner(path, threads=setting.threads)
-    x = _batch(setting, batch, nhwc=False, channels=model.spec.in_chans).cpu().numpy()  # type: ignore[union-attr]
-    return lambda: runner(x)
+        np.save(path, _calibration(our_module(setting).eval(), setting))
+    return np.load(path)
 
 
-def inference_runner(contestant: str, setting: Setting, batch: int, workdir: Path | None = None) -> Runner:
-    """``contestant`` is ``ours:PATH`` (PATH in INFERENCE_PATHS) or ``PEER[:channels_last]``."""
-    owner, _, path = contestant.partition(":")
-    check_device(setting)
-    if owner == "ours":
-        model = our_module(setting).eval()
-        if path in ONNX_PATHS:
-            if setting.device != "cpu":
-                raise ValueError(f"{contestant} runs on the CPU (onnxruntime); leave it out with --device cuda")
-            workdir = workdir or Path(tempfile.mkdtemp(prefix="effnet-bench-"))
-            return _onnx_runner(model, setting, batch, path == "onnx-int8", workdir)
-        channels = model.spec.in_chans
-        if path in ("fused", "compiled"):
-            model = optimize_for_inference(freeze_same_padding(model.to(setting.device), setting.resolution),
-                                           compile=path == "compiled")
-        elif path == "channels_last":
-            model = model.to(memory_format=torch.channels_last)
-        elif path != "eager":
-            raise ValueError(f"unknown inference path {path!r}; choose one of {', '.join(INFERENCE_PATHS)}")
-        nhwc = path != "eager"
+def runtime_runner(module: nn.Module, name: str, path: str, setting: Setting, batch: int, workdir: Path,
+                   *, ours: bool) -> Timed:
+    """``module`` exported to ONNX (once per name) and run at ``batch`` by the runtime and
+    precision ``path`` names (RUNTIME_PATHS)."""
+    if setting.device != "cpu":
+        raise ValueError(f"{name}:{path} runs on the CPU (onnxruntime / OpenVINO); leave it out with --device cuda")
+    channels = getattr(getattr(module, "spec", None), "in_chans", 3)
+    fp32 = workdir / f"{name.replace(':', '_')}_{setting.resolution}.onnx"
+    if not fp32.exists():
+        if ours:
+            export_model(module, fp32, resolution=setting.resolution)
+        else:
+            export_peer_onnx(module, fp32, setting, channels)
+    runtime, _, precision = path.removesuffix("-1session").partition("-")
+    file = fp32
+    if precision == "int8":
+        file = fp32.with_name(fp32.stem + ("_int8.onnx" if runtime == "onnx" else "_int8.xml"))
+        if not file.exists():
+            quantize = quantize_onnx if runtime == "onnx" else quantize_openvino
+            quantize(fp32, file, _calibration_for(setting, workdir))
+    if runtime == "onnx":
+        # Ours with effnet's runner (its micro-batch plan unless the path says one-session); a
+        # peer as its users run it: one plain InferenceSession over the whole batch.
+        one = not ours or path.endswith("-1session")
+        runner, ran = OnnxRunner(file, threads=setting.threads, streams=1 if one else None), precision
     else:
-        peer, nhwc = contestant.removesuffix(":channels_last"), contestant.endswith(":channels_last")
-        model = peer_module(peer, setting).eval()
-        channels = 3
-        if nhwc:
-            model = model.to(memory_format=torch.channels_last)
+        ov = OpenVinoRunner(file, threads=setting.threads, precision="bf16" if precision == "bf16" else "f32")
+        runner, ran = ov, "int8" if precision == "int8" else ov.precision.replace("f32", "fp32")
+    x = _batch(setting, batch, nhwc=False, channels=channels).cpu().numpy()
+    return Timed(lambda: runner(x), ran)
+
+
+def inference_runner(contestant: str, setting: Setting, batch: int, workdir: Path | None = None) -> Timed:
+    """``contestant`` is ``ours:PATH`` (PATH in INFERENCE_PATHS) or ``PEER[:PATH]`` (PATH in
+    PEER_PATHS; PEER like ``timm:tf_efficientnet_b0``)."""
+    owner, path = split_contestant(contestant)
+    check_device(setting)
+    ours = owner == "ours"
+    if path not in (INFERENCE_PATHS if ours else PEER_PATHS):
+        raise ValueError(f"unknown inference path {path!r} for {owner}; choose one of "
+                         f"{', '.join(INFERENCE_PATHS if ours else PEER_PATHS)}")
+    model = (our_module(setting) if ours else peer_module(owner, setting)).eval()
+    channels = getattr(getattr(model, "spec", None), "in_chans", 3)
+    if path in RUNTIME_PATHS or path == "onnx-fp32-1session":
+        workdir = workdir or Path(tempfile.mkdtemp(prefix="effnet-bench-"))
+        return runtime_runner(model, owner if not ours else (setting.model or "ours"), path, setting, batch, workdir,
+                              ours=ours)
+    if ours and path in ("fused", "compiled"):
+        model = optimize_for_inference(freeze_same_padding(model.to(setting.device), setting.resolution),
+                                       compile=path == "compiled")
+    elif path == "compiled":  # a peer compiled as ours is: inductor with freezing (it folds BN itself)
+        model = optimize_for_inference(model.to(setting.device), fuse=False, compile=True)
+    elif path == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
     model = model.to(setting.device)
-    x = _batch(setting, batch, nhwc, channels)
+    x = _batch(setting, batch, path != "eager", channels)
 
     def run() -> object:
         with torch.inference_mode():
             return model(x)
 
-    return _on_device(setting, run)
+    return Timed(_on_device(setting, run))
 
 
 def train_runner(contestant: str, setting: Setting, batch: int) -> Runner:
@@ -190,9 +251,14 @@ def train_runner(contestant: str, setting: Setting, batch: int) -> Runner:
             raise ValueError(f"unknown training path {path!r}; choose one of {', '.join(TRAIN_PATHS)}")
         channels, classes = model.spec.in_chans, model.num_classes
     else:
-        model = peer_module(contestant.removesuffix(":channels_last"), setting)
+        peer, path = split_contestant(contestant)
+        if path not in PEER_TRAIN_PATHS:
+            raise ValueError(f"unknown training path {path!r} for {peer}; choose one of {', '.join(PEER_TRAIN_PATHS)}")
+        model = peer_module(peer, setting)
         channels, classes = 3, 1000
     model = model.train().to(setting.device).to(memory_format=torch.channels_last)
+    if owner != "ours" and path == "compiled":
+        model = torch.compile(model)  # type: ignore[assignment]  # forward and backward through inductor
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = _batch(setting, batch, nhwc=True, channels=channels)
     y = torch.randint(0, classes, (batch,), generator=torch.Generator().manual_seed(0)).to(setting.device)

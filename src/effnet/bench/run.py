@@ -17,18 +17,20 @@ from ..zoo import get_spec
 from .contestants import (ONNX_PATHS, PEERS, TRAIN_PATHS, Setting, check_device, inference_runner, our_module,
                           set_threads, train_runner)
 from .memory import measure
-from .report import MemoryRow, Report, Row, cpu_peak, library_of, rows_from, speedups
+from .report import MemoryRow, Report, Row, best_vs_best, cpu_peak, library_of, rows_from, speedups
 from .timing import time_alternately
 
 
 def run_bench(setting: Setting = Setting(), *, peers: Sequence[str] | None = None,
               inference: Sequence[str] = ("eager", "channels_last", "fused", "onnx-fp32", "onnx-int8"),
-              training: Sequence[str] = TRAIN_PATHS, latency_batch: int = 1,
+              training: Sequence[str] = TRAIN_PATHS, peer_paths: Sequence[str] = ("eager", "channels_last"),
+              peer_training: Sequence[str] = ("channels_last",), latency_batch: int = 1,
               throughput_batch: int = 32, train_batch: int = 32, rounds: int = 3, min_time: float = 1.0,
               memory: bool = True, profile: bool = False,
               log: Callable[[str], None] = lambda message: None) -> Report:
     """Benchmark ``setting.model`` against ``peers`` (default: the same architecture in timm
-    and torchvision, eager and channels_last) and return the report."""
+    and torchvision), each peer along ``peer_paths`` (PEER_PATHS: eager, channels_last,
+    compiled, through onnxruntime or OpenVINO) and ``peer_training``, and return the report."""
     set_threads(setting.threads)
     check_device(setting)
     # The registered network, or the one the weights carry (only then is a model built here).
@@ -48,7 +50,7 @@ def run_bench(setting: Setting = Setting(), *, peers: Sequence[str] | None = Non
     if setting.device == "cuda":
         # The CPU's peak means nothing for GPU numbers; no GPU peak is assumed.
         machine.update(peak_madds_per_s=None, device=torch.cuda.get_device_name())
-    peer_inference = [f"{p}{suffix}" for p in peers for suffix in ("", ":channels_last")]
+    peer_inference = [p if path == "eager" else f"{p}:{path}" for p in peers for path in peer_paths]
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="effnet-bench-") as tmp:
         for section, batch in (("latency", latency_batch), ("throughput", throughput_batch)):
@@ -56,12 +58,14 @@ def run_bench(setting: Setting = Setting(), *, peers: Sequence[str] | None = Non
                 continue
             log(f"{section}: preparing {len(inference) + len(peer_inference)} contestants at batch {batch}")
             runners = {f"ours:{path}": inference_runner(f"ours:{path}", setting, batch, Path(tmp)) for path in inference}
-            runners.update({name: inference_runner(name, setting, batch) for name in peer_inference})
-            rows += rows_from(section, batch, time_alternately(runners, rounds=rounds, min_time=min_time), madds)
+            runners.update({name: inference_runner(name, setting, batch, Path(tmp)) for name in peer_inference})
+            precision = {name: run.precision for name, run in runners.items()}
+            rows += rows_from(section, batch, time_alternately(runners, rounds=rounds, min_time=min_time), madds,
+                              precision)
             log(f"{section}: done")
             del runners
     if training and train_batch:
-        train = [f"ours:{path}" for path in training] + [f"{p}:channels_last" for p in peers]
+        train = [f"ours:{path}" for path in training] + [f"{p}:{path}" for p in peers for path in peer_training]
         log(f"train: {len(train)} contestants at batch {train_batch}")
         runners = {name: train_runner(name, setting, train_batch) for name in train}
         rows += rows_from("train", train_batch, time_alternately(runners, rounds=rounds, min_time=min_time, warmup=1),
@@ -70,7 +74,7 @@ def run_bench(setting: Setting = Setting(), *, peers: Sequence[str] | None = Non
     speedups(rows)
     memory_rows = training_memory(setting, training, peers, train_batch, log) if memory and training and train_batch else []
     profile_text = _profile(setting, throughput_batch) if profile else None
-    return Report(setting, machine, rows, memory_rows, notes, profile_text)
+    return Report(setting, machine, rows, memory_rows, notes, profile_text, best_vs_best(rows))
 
 
 def training_memory(setting: Setting, training: Sequence[str], peers: Sequence[str], batch: int,

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..bench import INFERENCE_PATHS, TRAIN_PATHS, Setting, run_bench, to_markdown
+from ..bench import INFERENCE_PATHS, PEER_PATHS, PEER_TRAIN_PATHS, TRAIN_PATHS, Setting, run_bench, to_markdown
 from ..data.transforms import input_size
 from ..zoo import get_spec
 from ._model import WEIGHTS_HELP, load_model, positive_int
@@ -40,7 +40,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="comma-separated, e.g. 'timm:tf_efficientnet_b0,torchvision:efficientnet_b0' "
                         "(default: the same architecture in timm and torchvision; '' for none)")
     p.add_argument("--inference", type=_list, default=["eager", "channels_last", "fused", "onnx-fp32", "onnx-int8"],
-                   help=f"our inference paths, comma-separated from {','.join(INFERENCE_PATHS)}")
+                   help=f"our inference paths, comma-separated from {','.join(INFERENCE_PATHS)} ('all' for every one)")
+    p.add_argument("--peer-paths", type=_list, default=["eager", "channels_last"],
+                   help=f"each peer's inference paths, comma-separated from {','.join(PEER_PATHS)} (default "
+                        "eager,channels_last; 'all' for every one: best against best)")
+    p.add_argument("--peer-training", type=_list, default=["channels_last"],
+                   help=f"each peer's training paths from {','.join(PEER_TRAIN_PATHS)} (default channels_last)")
     p.add_argument("--training", type=_list, default=list(TRAIN_PATHS),
                    help=f"our training paths from {','.join(TRAIN_PATHS)} ('' for no training section)")
     p.add_argument("--latency-batch", type=int, default=1)
@@ -59,14 +64,19 @@ def run(args: argparse.Namespace) -> int:
     model = args.model or (None if args.weights else "efficientnet_b0")
     if model is not None:
         get_spec(model)  # an unknown name fails here, with suggestions, before any work
-    unknown = [p for p in args.inference if p not in INFERENCE_PATHS] + [p for p in args.training if p not in TRAIN_PATHS]
+    inference = list(INFERENCE_PATHS) if args.inference == ["all"] else args.inference
+    peer_paths = list(PEER_PATHS) if args.peer_paths == ["all"] else args.peer_paths
+    unknown = ([p for p in inference if p not in INFERENCE_PATHS] + [p for p in args.training if p not in TRAIN_PATHS]
+               + [p for p in peer_paths if p not in PEER_PATHS] + [p for p in args.peer_training if p not in PEER_TRAIN_PATHS])
     if unknown:
         raise ValueError(f"unknown path(s) {unknown}; inference paths: {', '.join(INFERENCE_PATHS)}; "
-                         f"training paths: {', '.join(TRAIN_PATHS)}")
+                         f"training paths: {', '.join(TRAIN_PATHS)}; peer paths: {', '.join(PEER_PATHS)}; "
+                         f"peer training paths: {', '.join(PEER_TRAIN_PATHS)}")
     setting = Setting(model, args.weights, args.resolution or _native_resolution(model, args.weights), args.threads,
                       device=args.device)
     try:
-        report = run_bench(setting, peers=args.peers, inference=args.inference, training=args.training,
+        report = run_bench(setting, peers=args.peers, inference=inference, training=args.training,
+                           peer_paths=peer_paths, peer_training=args.peer_training,
                            latency_batch=args.latency_batch, throughput_batch=args.throughput_batch,
                            train_batch=args.train_batch, rounds=args.rounds, min_time=args.min_time,
                            memory=not args.no_memory, profile=args.profile,

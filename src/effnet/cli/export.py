@@ -1,5 +1,6 @@
 """`effnet export`: a model (and its weights) to ONNX, TorchScript or an ExportedProgram,
-checked against eager PyTorch; optionally int8-quantised for onnxruntime."""
+checked against eager PyTorch; optionally int8-quantised (onnxruntime's quantiser for ONNX,
+NNCF for OpenVINO IR)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from torch import nn
 from ..data.transforms import input_size
 from ..deploy.calibration import folder_images, sample_photos
 from ..deploy.export import FORMATS, SUFFIXES, export_model, max_abs_diff
+from ..deploy.openvino import OpenVinoRunner, quantize_openvino
 from ..deploy.quantize import agreement, quantize_onnx
 from ..deploy.runtime import OnnxRunner
 from ._format import print_json
@@ -32,7 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="any image size (SAME pads computed in the graph); default: fixed size, any batch")
     p.add_argument("--no-fold", action="store_true", help="keep BatchNorm layers instead of folding them into convs")
     p.add_argument("--no-check", action="store_true", help="skip the comparison with eager PyTorch")
-    p.add_argument("--int8", metavar="PATH", help="also write an int8 ONNX model here (onnx format, fixed size)")
+    p.add_argument("--int8", metavar="PATH", help="also write an int8 model here (fixed size): ONNX QDQ for --format onnx, "
+                        "OpenVINO IR (.xml) quantised by NNCF for --format openvino")
     p.add_argument("--calibration", metavar="FOLDER",
                    help="images for int8 calibration (default: crops of scikit-image's sample photos)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -45,8 +48,8 @@ def _check_sizes(resolution: int, dynamic: bool) -> list[int | tuple[int, int]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.int8 and (args.format != "onnx" or args.dynamic):
-        raise ValueError("--int8 needs --format onnx without --dynamic (static quantisation needs fixed pads)")
+    if args.int8 and (args.format not in ("onnx", "openvino") or args.dynamic):
+        raise ValueError("--int8 needs --format onnx or openvino, without --dynamic (static quantisation needs fixed pads)")
     if args.calibration and not args.int8:
         raise ValueError("--calibration only applies with --int8 PATH")
     output = Path(args.output)
@@ -58,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
                           fold=not args.no_fold)
     record: dict[str, object] = {"model": model.spec.name, "weights": args.weights, "format": args.format, "output": str(output),
                                  "resolution": resolution, "dynamic": args.dynamic,
-                                 "size_mb": round(output.stat().st_size / 2**20, 2)}
+                                 "size_mb": _size_mb(output)}
     if not args.no_check:
         sizes = _check_sizes(resolution, args.dynamic)
         diff = max_abs_diff(model, result.path, args.format, sizes)
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"the exported model differs from eager PyTorch by {diff:.2e} (> {TOLERANCE:.0e}); "
                              "please report this with the command you ran")
     if args.int8:
-        record["int8"] = _quantize(model, result.path, Path(args.int8), resolution, args.calibration)
+        record["int8"] = _quantize(model, result.path, Path(args.int8), resolution, args.calibration, args.format)
     if args.json:
         print_json(record)
     else:
@@ -76,14 +79,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _quantize(model: nn.Module, fp32: Path, int8: Path, resolution: int, folder: str | None) -> dict[str, object]:
+def _size_mb(path: Path) -> float:
+    """The file's size, with its weights beside it for OpenVINO IR (.xml + .bin)."""
+    weights = path.with_suffix(".bin") if path.suffix == ".xml" else None
+    return round((path.stat().st_size + (weights.stat().st_size if weights and weights.exists() else 0)) / 2**20, 2)
+
+
+def _quantize(model: nn.Module, fp32: Path, int8: Path, resolution: int, folder: str | None,
+              format: str) -> dict[str, object]:
     images = (folder_images(model, folder, resolution=resolution) if folder
               else sample_photos(model, 64, resolution=resolution))
     # Calibrate on half, check agreement with fp32 on the other half (images it did not see).
     half = max(1, len(images) // 2)
-    quantize_onnx(fp32, int8, images[:half])
+    quantize = quantize_onnx if format == "onnx" else quantize_openvino
+    quantize(fp32, int8, images[:half])
     held_out = images[half:] if len(images) > 1 else images
-    a = agreement(OnnxRunner(fp32)(held_out), OnnxRunner(int8)(held_out))
-    return {"output": str(int8), "size_mb": round(int8.stat().st_size / 2**20, 2), "calibration_images": half,
+    runner = OnnxRunner if format == "onnx" else OpenVinoRunner
+    a = agreement(runner(fp32)(held_out), runner(int8)(held_out))
+    return {"output": str(int8), "size_mb": _size_mb(int8), "calibration_images": half,
             "top1_agreement_with_fp32": a.top1_agreement, "images_checked": a.images,
             "top1_agreement_confident": a.top1_agreement_confident, "confident_images": a.confident_images}

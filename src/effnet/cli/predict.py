@@ -30,9 +30,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON list, one record per file")
     p.add_argument("--batch-size", type=positive_int, default=16, metavar="N", help="images per batch (default 16)")
     p.add_argument("--runtime", choices=RUNTIMES, default="auto",
-                   help="onnx: export once (cached) and run in onnxruntime, the fastest CPU path at batch 1 "
-                        "and 32 (docs/deploy.md); torch: PyTorch with BN folded and channels_last; auto "
-                        "(default): onnx on the CPU when onnxruntime is installed, else torch")
+                   help="auto (default): on the CPU, the fastest installed fp32 runtime measured at this batch "
+                        "size (once per model and machine, then remembered; the choice is printed on stderr); "
+                        "onnx: export once (cached) and run in onnxruntime; openvino: the same export in "
+                        "OpenVINO (openvino-bf16: bfloat16 where the CPU has it); torch: PyTorch with BN folded "
+                        "and channels_last")
     p.set_defaults(func=run)
 
 
@@ -40,8 +42,11 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)  # a ValueError here is a usage error (exit 2)
     loaded = load_model(args.model, args.weights)
     label = model_label(loaded, args.weights)
-    model = runtime_model(loaded, choose_runtime(args.runtime, device), cache=args.weights is not None)
     items = expand_inputs(args.paths)
+    # auto measures at the batch size this run will use.
+    model = runtime_model(loaded, choose_runtime(args.runtime, device), cache=args.weights is not None,
+                          batch=max(1, min(args.batch_size, len(items))),
+                          log=lambda line: print(f"effnet: {line}", file=sys.stderr))
     err = Console(stderr=True)
     records: list[PredictionRecord] = []
     # A bar only helps when it can redraw (a terminal) and there is more than one batch to wait for.

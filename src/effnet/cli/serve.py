@@ -16,7 +16,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_model_arguments(p)
     p.add_argument("--name", default=None, help="the model's name in URLs (default: its network's name)")
     p.add_argument("--runtime", choices=RUNTIMES, default="auto",
-                   help="auto (default): onnxruntime on the CPU when installed, else PyTorch (as `effnet predict`)")
+                   help="auto (default): the fastest installed fp32 runtime measured at --max-batch, as `effnet predict` "
+                        "(onnx, openvino, torch; openvino-bf16 on request)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-batch", type=positive_int, default=8, help="images per inference batch (default 8)")
@@ -50,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
                          on_ready=lambda: print(f"effnet serve: {args.replicas} Ray Serve replicas on "
                                                 f"http://{args.host}:{args.port}", flush=True))
     service = Service(model, settings, name=args.name, weights=args.weights, cache=cache)
+    if service.runner is not None and service.runner.choice is not None:
+        print(f"effnet serve: {service.runner.choice.describe()}", flush=True)
     print(f"effnet serve: {service.name} ({args.weights or 'random weights'}) on {service.runtime}, "
           f"{service.threads} threads, batches up to {settings.max_batch}", flush=True)
     return serve_local(service, host=args.host, port=args.port, workers=args.workers,

@@ -1,4 +1,4 @@
-"""Export a model to ONNX, TorchScript or a ``torch.export`` ExportedProgram.
+"""Export a model to ONNX, OpenVINO IR, TorchScript or a ``torch.export`` ExportedProgram.
 
 Every export is of the eval-mode model with BN folded (:mod:`effnet.deploy.fuse`). TF SAME
 padding is made explicit first (:mod:`effnet.deploy.padding`): constant pads for the one
@@ -8,6 +8,7 @@ from the input size in the graph for a ``dynamic`` export (any batch, height and
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +18,11 @@ from torch import nn
 
 from .fuse import fuse_bn
 from .padding import freeze_same_padding, traceable_same_padding
+from .openvino import OpenVinoRunner, export_openvino, require_openvino
 from .runtime import OnnxRunner
 
-FORMATS = ("onnx", "torchscript", "exported-program")
-SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt", "exported-program": ".pt2"}
+FORMATS = ("onnx", "openvino", "torchscript", "exported-program")
+SUFFIXES = {"onnx": ".onnx", "openvino": ".xml (+ .bin)", "torchscript": ".pt", "exported-program": ".pt2"}
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 # ONNX opset 17 is read by every onnxruntime from 1.13 on and has all the ops we emit.
 OPSET = 17
@@ -118,6 +120,12 @@ def export_model(model: nn.Module, path: str | Path, *, format: str = "onnx", re
     example = example_input(module, resolution)
     if format == "onnx":
         export_onnx(module, path, example, dynamic=dynamic)
+    elif format == "openvino":  # through ONNX: OpenVINO's converter reads it as it is
+        require_openvino()
+        with tempfile.TemporaryDirectory(prefix="effnet-openvino-") as tmp:
+            onnx_path = Path(tmp) / "model.onnx"
+            export_onnx(module, onnx_path, example, dynamic=dynamic)
+            export_openvino(onnx_path, path)
     elif format == "torchscript":
         export_torchscript(module, path, example)
     else:
@@ -127,8 +135,8 @@ def export_model(model: nn.Module, path: str | Path, *, format: str = "onnx", re
 
 def load_exported(path: str | Path, format: str):  # type: ignore[no-untyped-def]
     """A callable (tensor -> tensor) for an exported file, for checking it."""
-    if format == "onnx":
-        runner = OnnxRunner(path)
+    if format in ("onnx", "openvino"):
+        runner = OnnxRunner(path) if format == "onnx" else OpenVinoRunner(path)
         return lambda x: torch.from_numpy(runner(x.numpy()))
     if format == "torchscript":
         return torch.jit.load(str(path))

@@ -1,5 +1,5 @@
-"""A model exported to ONNX once and kept: what ``effnet predict --runtime onnx`` (and serve)
-run. Exports are cached under ``$EFFNET_CACHE/onnx`` by a content hash of the weights, so the
+"""A model exported to ONNX once and kept: what ``effnet predict --runtime onnx|openvino`` (and
+serve) run. Exports are cached under ``$EFFNET_CACHE/onnx`` by a content hash of the weights, so the
 next run starts at once; the cache is bounded (least recently used files go first), and a
 model whose weights were never saved (random initialisation) is exported to a temporary file
 instead, since its hash can never come back.
@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from torch import nn
@@ -18,6 +20,7 @@ from .._cache import cache_dir
 from ..data.transforms import input_size
 from ..spec_json import spec_to_dict
 from .export import export_model
+from .openvino import OpenVinoModel, require_openvino
 from .runtime import OnnxModel, require_onnxruntime
 
 # Enough for a few models at a few sizes; B0 is 21 MB, B7 256 MB.
@@ -66,22 +69,24 @@ def _export_to(model: nn.Module, path: Path, resolution: int) -> None:
         partial.unlink(missing_ok=True)
 
 
-def onnx_model_for(model: nn.Module, *, resolution: int | None = None, threads: int | None = None,
-                   cache: bool = True, folder: str | Path | None = None, spin: bool = True) -> OnnxModel:
-    """``model`` exported to ONNX (BN folded, constant SAME pads for ``resolution``, any
-    batch) and loaded in onnxruntime, keeping its preprocessing and class names.
+@contextmanager
+def cached_onnx(model: nn.Module, *, resolution: int | None = None, cache: bool = True,
+                folder: str | Path | None = None) -> Iterator[Path]:
+    """The path of ``model`` exported to ONNX (BN folded, constant SAME pads for
+    ``resolution``, any batch), for a runtime to load inside the ``with`` block.
 
     ``resolution`` defaults to the model's input size (:func:`effnet.data.transforms.input_size`),
     the only size its eval transform produces. ``cache=False`` (weights that were never
-    saved) exports to a temporary file, deleted once onnxruntime has read it.
+    saved) exports to a temporary file, deleted when the block ends (runtimes hold the graph
+    in memory once loaded).
     """
-    require_onnxruntime()  # fail before exporting when onnxruntime is missing
     resolution = resolution or input_size(model)
     if not cache:
         with tempfile.TemporaryDirectory(prefix="effnet-onnx-") as tmp:
             path = Path(tmp) / "model.onnx"
             _export_to(model, path, resolution)
-            return OnnxModel(path, model, threads=threads, spin=spin)  # the session holds the graph in memory
+            yield path
+        return
     folder = Path(folder) if folder is not None else cache_dir() / "onnx"
     name = getattr(getattr(model, "spec", None), "name", type(model).__name__)
     path = folder / f"{name}-{resolution}px-{model_fingerprint(model, resolution)}.onnx"
@@ -91,7 +96,26 @@ def onnx_model_for(model: nn.Module, *, resolution: int | None = None, threads: 
         folder.mkdir(parents=True, exist_ok=True)
         _export_to(model, path, resolution)
         prune_cache(folder, keep=path)
-    return OnnxModel(path, model, threads=threads, spin=spin)
+    yield path
 
 
-__all__ = ["MAX_CACHED_FILES", "MAX_CACHE_BYTES", "model_fingerprint", "onnx_model_for", "prune_cache"]
+def onnx_model_for(model: nn.Module, *, resolution: int | None = None, threads: int | None = None,
+                   cache: bool = True, folder: str | Path | None = None, spin: bool = True) -> OnnxModel:
+    """``model`` exported to ONNX (:func:`cached_onnx`) and loaded in onnxruntime, keeping
+    its preprocessing and class names."""
+    require_onnxruntime()  # fail before exporting when onnxruntime is missing
+    with cached_onnx(model, resolution=resolution, cache=cache, folder=folder) as path:
+        return OnnxModel(path, model, threads=threads, spin=spin)
+
+
+def openvino_model_for(model: nn.Module, *, resolution: int | None = None, threads: int | None = None,
+                       cache: bool = True, folder: str | Path | None = None, precision: str = "f32") -> OpenVinoModel:
+    """``model`` exported to ONNX (:func:`cached_onnx`, the same cached file) and compiled by
+    OpenVINO's CPU plugin at ``precision``, keeping its preprocessing and class names."""
+    require_openvino()
+    with cached_onnx(model, resolution=resolution, cache=cache, folder=folder) as path:
+        return OpenVinoModel(path, model, threads=threads, precision=precision)
+
+
+__all__ = ["MAX_CACHED_FILES", "MAX_CACHE_BYTES", "cached_onnx", "model_fingerprint", "onnx_model_for",
+           "openvino_model_for", "prune_cache"]

@@ -1,48 +1,192 @@
 """Which runtime runs a model for inference, and the model as that runtime runs it: one
-place for ``effnet predict``, ``effnet serve`` and their ``--runtime`` option."""
+place for ``effnet predict``, ``effnet serve`` and their ``--runtime`` option.
+
+``auto`` measures: on the CPU, each installed fp32 runtime (PyTorch with BN folded and
+channels_last, onnxruntime, OpenVINO) runs the model at the caller's batch size, and the
+fastest is kept. Which one wins depends on the CPU (on an AVX2-only EPYC onnxruntime, on
+AVX-512 parts often OpenVINO; docs/deploy.md), so it is measured, not assumed. The choice is
+remembered per model, batch, threads and CPU in ``$EFFNET_CACHE/runtime_choice.json``, so
+the measuring happens once. bf16 (``openvino-bf16``) changes the numbers a little and is
+never chosen by ``auto``.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from .._cache import cache_dir
+from ..allocator import keep_freed_cpu_memory
+from ..data.transforms import input_size
 from .fuse import optimize_for_inference
-from .onnx_cache import onnx_model_for
+from .onnx_cache import model_fingerprint, onnx_model_for, openvino_model_for
 
-RUNTIMES = ("auto", "torch", "onnx")
+RUNTIMES = ("auto", "torch", "onnx", "openvino", "openvino-bf16")
+# What each runtime needs installed (None: nothing beyond PyTorch).
+_PACKAGE = {"torch": None, "onnx": "onnxruntime", "openvino": "openvino", "openvino-bf16": "openvino"}
+_EXTRA = {"onnxruntime": "onnx", "openvino": "openvino"}
+AUTO_CANDIDATES = ("onnx", "openvino", "torch")  # fp32 only: auto never changes the numbers
+
+
+def installed(runtime: str) -> bool:
+    package = _PACKAGE[runtime]
+    return package is None or importlib.util.find_spec(package) is not None
 
 
 def choose_runtime(requested: str, device: torch.device) -> str:
-    """The runtime that ``--runtime`` means here. ``onnx`` is a CPU path; ``auto`` falls
-    back to PyTorch where onnxruntime is missing or the model runs on CUDA."""
+    """The runtime that ``--runtime`` means here: ``torch`` on CUDA, ``auto`` where more
+    than one CPU runtime is installed (:func:`runtime_model` measures), else the one asked
+    for, or a clear error when it cannot run here."""
     if requested not in RUNTIMES:
         raise ValueError(f"unknown runtime {requested!r}; choose one of {', '.join(RUNTIMES)}")
     if requested == "torch":
         return "torch"
     if device.type != "cpu":
-        if requested == "onnx":
-            raise ValueError("--runtime onnx runs on the CPU; use --device cpu, or --runtime torch on CUDA")
+        if requested != "auto":
+            raise ValueError(f"--runtime {requested} runs on the CPU; use --device cpu, or --runtime torch on CUDA")
         return "torch"
-    if importlib.util.find_spec("onnxruntime") is None:
-        if requested == "onnx":
-            raise ValueError("--runtime onnx needs onnxruntime: pip install 'effnet[onnx]'")
-        return "torch"
-    return "onnx"
+    if requested == "auto":
+        return "auto" if any(installed(r) for r in AUTO_CANDIDATES if r != "torch") else "torch"
+    if not installed(requested):
+        package = _PACKAGE[requested]
+        raise ValueError(f"--runtime {requested} needs {package}: pip install 'effnet[{_EXTRA[package]}]'")
+    return requested
+
+
+def _build(model: nn.Module, runtime: str, *, cache: bool, threads: int | None, spin: bool) -> nn.Module:
+    if runtime == "torch":
+        # PyTorch's CPU activations come from malloc; glibc's default unmaps every large block
+        # on free, so each batch page-faults its maps in again: B0 at batch 32 ran at half speed
+        # (docs/deploy.md). The process keeps its peak memory instead.
+        keep_freed_cpu_memory()
+        return optimize_for_inference(model)
+    try:
+        if runtime == "onnx":
+            return onnx_model_for(model, cache=cache, threads=threads, spin=spin)
+        return openvino_model_for(model, cache=cache, threads=threads,
+                                  precision="bf16" if runtime == "openvino-bf16" else "f32")
+    except (RuntimeError, ValueError) as error:
+        message = " ".join(str(error).split())
+        name = model.spec.name if getattr(model, "spec", None) is not None else type(model).__name__
+        raise ValueError(f"cannot export {name} to ONNX for {runtime} ({message}); use --runtime torch") from None
+
+
+@dataclass
+class Choice:
+    """What ``auto`` measured: seconds per batch of each runtime, and the fastest."""
+
+    runtime: str
+    batch: int
+    seconds: dict[str, float] = field(default_factory=dict)
+    cached: bool = False
+
+    def describe(self) -> str:
+        if not self.seconds:
+            return f"runtime {self.runtime}"
+        timings = ", ".join(f"{name} {s * 1e3:.1f} ms" for name, s in sorted(self.seconds.items(), key=lambda kv: kv[1]))
+        how = "measured earlier on this machine" if self.cached else "measured now"
+        return f"runtime auto chose {self.runtime} (batch {self.batch}: {timings}; {how})"
+
+
+def seconds_per_call(run: Callable[[], object], *, calls: int = 5, warmup: int = 2) -> float:
+    """The median of ``calls`` timed calls after ``warmup`` untimed ones (a median: a burst of
+    load from elsewhere moves it less than a mean)."""
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _machine_key(threads: int | None) -> str:
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            lines = cpuinfo.read().splitlines()
+        model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+        flags = model + "|" + next((line.split(":", 1)[1].strip() for line in lines if line.startswith("flags")), "")
+    except OSError:
+        pass
+    return f"{hashlib.sha256(flags.encode()).hexdigest()[:12]}|threads={threads or os.cpu_count()}"
+
+
+def _load_choices(path: Path) -> dict[str, dict]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}  # missing or damaged: measure again
+
+
+def _save_choice(path: Path, key: str, record: dict) -> None:
+    choices = {**_load_choices(path), key: record}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(json.dumps(choices, indent=1))
+    os.replace(partial, path)  # atomic: two processes never leave half a file
+
+
+def measure_runtimes(model: nn.Module, *, batch: int = 1, cache: bool = True, threads: int | None = None,
+                     spin: bool = True, candidates: tuple[str, ...] = AUTO_CANDIDATES) -> tuple[nn.Module, Choice]:
+    """Build ``model`` in each installed candidate runtime, time one batch of ``batch``
+    images in each, and return the fastest model with what was measured. With ``cache``
+    (weights that were saved), a choice made before for this model, batch, threads and CPU is
+    reused without measuring."""
+    resolution = input_size(model)
+    record_path = cache_dir() / "runtime_choice.json"
+    key = f"{model_fingerprint(model, resolution)}|batch={batch}|{_machine_key(threads)}" if cache else ""
+    if cache and key in _load_choices(record_path):
+        known = _load_choices(record_path)[key]
+        if known["runtime"] in candidates and installed(known["runtime"]):
+            built = _build(model, known["runtime"], cache=cache, threads=threads, spin=spin)
+            return built, Choice(known["runtime"], batch, known["seconds"], cached=True)
+    channels = getattr(getattr(model, "spec", None), "in_chans", 3)
+    x = torch.randn(batch, channels, resolution, resolution, generator=torch.Generator().manual_seed(0))
+    if any(c == "torch" for c in candidates):
+        torch.set_num_threads(threads or os.cpu_count() or 1)
+    built, seconds = {}, {}
+    for runtime in (c for c in candidates if installed(c)):
+        built[runtime] = _build(model, runtime, cache=cache, threads=threads, spin=spin)
+
+        def run(m: nn.Module = built[runtime]) -> object:
+            with torch.inference_mode():
+                return m(x)
+
+        seconds[runtime] = seconds_per_call(run)
+    best = min(seconds, key=seconds.__getitem__)
+    if cache:
+        _save_choice(record_path, key, {"runtime": best, "seconds": seconds})
+    return built[best], Choice(best, batch, seconds)
 
 
 def runtime_model(model: nn.Module, runtime: str, *, cache: bool = True, threads: int | None = None,
-                  spin: bool = True) -> nn.Module:
-    """The model as the chosen runtime runs it; both give the same classes (ONNX within
-    ~1e-5 of PyTorch in logits), with the model's own preprocessing. ``cache=False`` (random
-    weights, never saved) exports to a temporary file instead of the ONNX cache. ``spin=False``
-    (servers): onnxruntime's idle threads sleep instead of busy-waiting."""
-    if runtime == "onnx":
-        try:
-            return onnx_model_for(model, cache=cache, threads=threads, spin=spin)
-        except (RuntimeError, ValueError) as error:
-            message = " ".join(str(error).split())
-            name = model.spec.name if getattr(model, "spec", None) is not None else type(model).__name__
-            raise ValueError(f"cannot export {name} to ONNX ({message}); use --runtime torch") from None
-    return optimize_for_inference(model)
+                  spin: bool = True, batch: int = 1, log: Callable[[str], None] | None = None) -> nn.Module:
+    """The model as the chosen runtime runs it; all give the same classes (ONNX and OpenVINO
+    fp32 within ~1e-5 of PyTorch in logits), with the model's own preprocessing.
+    ``auto``: the fastest measured at ``batch`` (:func:`measure_runtimes`), said through
+    ``log``. ``cache=False`` (random weights, never saved) exports to a temporary file
+    instead of the ONNX cache. ``spin=False`` (servers): onnxruntime's idle threads sleep
+    instead of busy-waiting."""
+    if runtime == "auto":
+        built, choice = measure_runtimes(model, batch=batch, cache=cache, threads=threads, spin=spin)
+        if log is not None:
+            log(choice.describe())
+        built.runtime_choice = choice  # type: ignore[assignment]
+        return built
+    return _build(model, runtime, cache=cache, threads=threads, spin=spin)
+
+
+__all__ = ["AUTO_CANDIDATES", "RUNTIMES", "Choice", "choose_runtime", "installed", "measure_runtimes",
+           "runtime_model", "seconds_per_call"]

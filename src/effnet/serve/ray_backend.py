@@ -44,7 +44,7 @@ class ModelReplica:
 
         chosen = ServeSettings(**settings)
         self.runner = BatchRunner(create_model(model_name, weights=weights), runtime=chosen.runtime,
-                                  device=chosen.device, threads=chosen.threads, cache=cache)
+                                  device=chosen.device, threads=chosen.threads, cache=cache, batch=chosen.max_batch)
         self.runner.check()  # warm-up
         self.replica = serve.get_replica_context().replica_id.unique_id
 

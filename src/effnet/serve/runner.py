@@ -1,5 +1,5 @@
-"""The model as a server computes it: a runtime (onnxruntime or PyTorch, as ``--runtime``
-chooses), its threads, and one call from a batch of preprocessed images to logits. Used by
+"""The model as a server computes it: a runtime (onnxruntime, OpenVINO or PyTorch, as
+``--runtime`` chooses), its threads, and one call from a batch of preprocessed images to logits. Used by
 the local service and by each Ray Serve model replica."""
 
 from __future__ import annotations
@@ -17,15 +17,18 @@ from ..device import resolve_device
 
 class BatchRunner:
     def __init__(self, model: nn.Module, *, runtime: str = "auto", device: str | None = None, threads: int = 0,
-                 cache: bool = True, spin: bool = False) -> None:
+                 cache: bool = True, spin: bool = False, batch: int = 8) -> None:
         self.device = resolve_device(device)
         self.threads = threads or os.cpu_count() or 1
-        self.runtime = choose_runtime(runtime, self.device)
-        if self.runtime == "torch":
+        chosen = choose_runtime(runtime, self.device)
+        if chosen in ("torch", "auto"):
             torch.set_num_threads(self.threads)
         # spin=False: between batches onnxruntime's threads sleep instead of busy-waiting, so the
-        # event loop and the decoders get the cores (measured in docs/serve.md).
-        self.model = runtime_model(model, self.runtime, cache=cache, threads=self.threads, spin=spin)
+        # event loop and the decoders get the cores (measured in docs/serve.md). auto: the
+        # fastest runtime measured at the largest batch (``batch``).
+        self.model = runtime_model(model, chosen, cache=cache, threads=self.threads, spin=spin, batch=batch)
+        self.choice = getattr(self.model, "runtime_choice", None)
+        self.runtime = self.choice.runtime if self.choice is not None else chosen
         if self.runtime == "torch":
             self.model.to(self.device)
         spec = getattr(model, "spec", None)

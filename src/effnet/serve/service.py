@@ -82,7 +82,7 @@ class Service:
         # Built on the inference thread, so the runtime's own threads inherit its priority.
         self.runner = None if remote is not None else self._inference.submit(
             BatchRunner, model, runtime=settings.runtime, device=settings.device, threads=settings.threads,
-            cache=cache).result()
+            cache=cache, batch=settings.max_batch).result()
         self.runtime = "remote" if self.runner is None else self.runner.runtime
         self.transform = transforms_for(model)
         self.preprocessing = preprocessing_for(model)

@@ -1,0 +1,128 @@
+"""Run an exported model with OpenVINO: one place for its compile options, its IR export and
+its int8 quantisation (NNCF).
+
+``openvino`` (and ``nncf`` for int8) are optional dependencies (``pip install
+effnet[openvino]``), imported when a runner is made, never when effnet is imported.
+
+OpenVINO reads our ONNX files directly; the IR (``.xml`` + ``.bin``) written by
+:func:`export_openvino` is the same graph after OpenVINO's own conversion, which loads
+faster. ``precision="bf16"`` asks the CPU plugin for bfloat16 inference: it runs in bf16
+only where the CPU has native bf16 (AVX512_BF16 or AMX); elsewhere OpenVINO keeps fp32, and
+:attr:`OpenVinoRunner.precision` says which one actually ran.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from .runtime import RuntimeModel
+
+PRECISIONS = ("f32", "bf16")
+
+
+def require_openvino():  # type: ignore[no-untyped-def]
+    try:
+        import openvino
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError("OpenVINO is not installed; run `pip install effnet[openvino]` "
+                          "(or `pip install openvino`) to run models with it") from error
+    return openvino
+
+
+def compile_options(threads: int | None = None, precision: str = "f32") -> dict[str, object]:
+    """CPU plugin options: one stream using ``threads`` cores (default: all) for each
+    request (the LATENCY hint: a batch runs as one request, like onnxruntime's session), at
+    ``precision`` where the CPU supports it."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown OpenVINO precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    return {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": int(threads or os.cpu_count() or 1),
+            "INFERENCE_PRECISION_HINT": precision}
+
+
+class OpenVinoRunner:
+    """``runner(images) -> logits`` for an ONNX or OpenVINO IR file on the CPU, images as
+    float32 NCHW numpy arrays (or torch tensors) prepared as the model's preprocessing says."""
+
+    def __init__(self, path: str | Path, *, threads: int | None = None, precision: str = "f32") -> None:
+        ov = require_openvino()
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no model at {path}; create one with `effnet export MODEL --format openvino` "
+                                    "(or --format onnx)")
+        core = ov.Core()
+        self.path = path
+        self.compiled = core.compile_model(core.read_model(str(path)), "CPU", compile_options(threads, precision))
+        self.request = self.compiled.create_infer_request()
+        # What ran, not what was asked: bf16 falls back to f32 on CPUs without native bf16.
+        ran = self.compiled.get_property("INFERENCE_PRECISION_HINT")
+        self.precision = ran.to_string() if hasattr(ran, "to_string") else str(ran)
+        shape = self.compiled.input(0).get_partial_shape()
+        self.input_shape = tuple(d.get_length() if d.is_static else None for d in shape)
+        output = self.compiled.output(0).get_partial_shape()
+        self.num_classes = output[-1].get_length() if output[-1].is_static else None
+
+    def __call__(self, images) -> np.ndarray:  # type: ignore[no-untyped-def]
+        if hasattr(images, "detach"):
+            images = images.detach().cpu().numpy()
+        images = np.ascontiguousarray(images, dtype=np.float32)
+        expected, got = self.input_shape[1:], images.shape[1:]
+        if len(got) != len(expected) or any(e is not None and e != g for e, g in zip(expected, got)):
+            raise ValueError(f"{self.path.name} expects images of shape (N, {', '.join(map(str, expected))}), "
+                             f"got {images.shape}; export with --resolution {got[-1]} for this size")
+        # share_inputs: OpenVINO reads the array in place instead of copying it.
+        result = self.request.infer({0: images}, share_inputs=True)
+        return np.array(result[self.compiled.output(0)])
+
+
+class OpenVinoModel(RuntimeModel):
+    """An ONNX or IR file in OpenVINO, as a :class:`RuntimeModel` (the source model's
+    preprocessing and class names kept)."""
+
+    def __init__(self, path: str | Path, source: nn.Module | None = None, *, threads: int | None = None,
+                 precision: str = "f32") -> None:
+        runner = OpenVinoRunner(path, threads=threads, precision=precision)
+        super().__init__(runner, source, runner.num_classes)
+
+
+def export_openvino(onnx_path: str | Path, path: str | Path) -> Path:
+    """Convert an ONNX export to OpenVINO IR (``path`` ends in .xml; the weights go beside it
+    in .bin), weights kept in fp32 (no fp16 compression: the CPU computes in fp32 anyway)."""
+    ov = require_openvino()
+    path = Path(path)
+    if path.suffix != ".xml":
+        raise ValueError(f"an OpenVINO IR file ends in .xml (its weights go beside it in .bin); got {path.name}")
+    ov.save_model(ov.convert_model(str(onnx_path)), str(path), compress_to_fp16=False)
+    return path
+
+
+def quantize_openvino(model_path: str | Path, path: str | Path, images: np.ndarray, *, batch_size: int = 1) -> Path:
+    """int8 post-training quantisation with NNCF (OpenVINO's own quantiser): activation
+    statistics from ``images`` (N, C, H, W float32, preprocessed), int8 weights per channel,
+    written as OpenVINO IR. NNCF inserts FakeQuantize ops that the CPU plugin runs as int8."""
+    ov = require_openvino()
+    try:
+        import nncf
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError("OpenVINO int8 needs NNCF; run `pip install effnet[openvino]` (or `pip install nncf`)") from error
+    path = Path(path)
+    if path.suffix != ".xml":
+        raise ValueError(f"an OpenVINO IR file ends in .xml; got {path.name}")
+    images = np.ascontiguousarray(images, dtype=np.float32)
+    batches = [images[i:i + batch_size] for i in range(0, len(images), batch_size)]
+    model = ov.Core().read_model(str(model_path))
+    # NNCF draws its progress bars on stdout; they go to stderr so that stdout stays the
+    # caller's (`effnet export --json` prints JSON there).
+    with contextlib.redirect_stdout(sys.stderr):
+        quantized = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(images))
+    ov.save_model(quantized, str(path), compress_to_fp16=False)
+    return path
+
+
+__all__ = ["PRECISIONS", "OpenVinoModel", "OpenVinoRunner", "compile_options", "export_openvino", "quantize_openvino",
+           "require_openvino"]
