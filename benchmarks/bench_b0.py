@@ -89,8 +89,10 @@ def onnx_profiles(setting: Setting, report: Report, batch: int = 32) -> str:
 
 def train_only(args: argparse.Namespace) -> None:
     start = time.time()
+    # Each peer eager (channels_last) and compiled (inductor, forward and backward) unless --no-compile.
     report = run_bench(Setting("efficientnet_b0", resolution=224, threads=args.threads), inference=(), latency_batch=0,
-                       throughput_batch=0, rounds=5, min_time=8.0, memory=False,
+                       throughput_batch=0, rounds=3, min_time=8.0, memory=False,
+                       peer_training=("channels_last",) if args.no_compile else ("channels_last", "compiled"),
                        log=lambda m: print(f"[{time.time() - start:6.0f}s] {m}", file=sys.stderr, flush=True))
     _write(report, args.out, "b0_cpu_train" if args.allocator == "cache" else "b0_cpu_train_default_allocator")
 

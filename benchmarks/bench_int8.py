@@ -22,12 +22,11 @@ import torch
 
 import effnet
 from effnet.bench import time_alternately
+from effnet.bench.contestants import onnx_file_runner
 from effnet.deploy.calibration import sample_photos
 from effnet.deploy.export import export_model
 from effnet.deploy.fuse import optimize_for_inference
-from effnet.deploy.openvino import OpenVinoRunner, quantize_openvino
-from effnet.deploy.quantize import agreement, quantize_onnx
-from effnet.deploy.runtime import OnnxRunner
+from effnet.deploy.quantize import agreement
 
 
 def main() -> None:
@@ -44,15 +43,11 @@ def main() -> None:
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         bf16_logits = model(torch.from_numpy(held_out)).float().numpy()
     with tempfile.TemporaryDirectory() as tmp:
-        fp32_path, int8_path, ov_int8_path = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx", Path(tmp) / "int8.xml"
+        fp32_path = Path(tmp) / "fp32.onnx"
         export_model(model, fp32_path, resolution=224)
-        quantize_onnx(fp32_path, int8_path, calibration)
-        quantize_openvino(fp32_path, ov_int8_path, calibration)
-        runners = {"onnx-fp32": OnnxRunner(fp32_path, threads=args.threads),
-                   "onnx-int8": OnnxRunner(int8_path, threads=args.threads),
-                   "openvino-fp32": OpenVinoRunner(fp32_path, threads=args.threads),
-                   "openvino-int8": OpenVinoRunner(ov_int8_path, threads=args.threads)}
-        ov_bf16 = OpenVinoRunner(fp32_path, threads=args.threads, precision="bf16")
+        runners = {path: onnx_file_runner(fp32_path, path, lambda: calibration, threads=args.threads)[0]
+                   for path in ("onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-int8")}
+        ov_bf16, bf16_ran = onnx_file_runner(fp32_path, "openvino-bf16", lambda: calibration, threads=args.threads)
         fp32 = runners["onnx-fp32"](held_out)
         results = {name: agreement(fp32, run(held_out)).__dict__ for name, run in runners.items() if name != "onnx-fp32"}
         results["openvino-bf16"] = agreement(fp32, ov_bf16(held_out)).__dict__
@@ -72,7 +67,7 @@ def main() -> None:
             speed[batch] = {name: sorted(v)[len(v) // 2] for name, v in samples.items()}
     record = {"model": "efficientnet_lite0 (lite0.official)", "threads": args.threads,
               "calibration_images": args.calibration, "held_out_images": args.held_out,
-              "agreement_with_onnx_fp32": results, "openvino_bf16_ran_as": ov_bf16.precision,
+              "agreement_with_onnx_fp32": results, "openvino_bf16_ran_as": bf16_ran,
               "seconds_per_batch": speed,
               "images_per_s": {b: {name: b / t for name, t in s.items()} for b, s in speed.items()},
               "onnx_int8_speedup_over_onnx_fp32": {b: s["onnx-fp32"] / s["onnx-int8"] for b, s in speed.items()},

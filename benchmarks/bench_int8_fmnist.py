@@ -28,11 +28,9 @@ import torch
 
 from effnet import create_model
 from effnet.bench import time_alternately
+from effnet.bench.contestants import onnx_file_runner
 from effnet.deploy.export import export_model, max_abs_diff
 from effnet.deploy.fuse import optimize_for_inference
-from effnet.deploy.openvino import OpenVinoRunner, quantize_openvino
-from effnet.deploy.quantize import quantize_onnx
-from effnet.deploy.runtime import OnnxRunner
 from effnet.preprocessing import Preprocessing
 from effnet.train.config import run_config
 from effnet.train.data import build_eval_loader
@@ -83,16 +81,12 @@ def main() -> int:
         with torch.autocast("cpu", dtype=torch.bfloat16):
             bf16_logits = batched(lambda x: model(torch.from_numpy(x)).float().numpy(), test_x)
     with tempfile.TemporaryDirectory() as tmp:
-        fp32_path, int8_path, ov_int8_path = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx", Path(tmp) / "int8.xml"
+        fp32_path = Path(tmp) / "fp32.onnx"
         export_model(model, fp32_path, resolution=size)
         export_diff = max_abs_diff(model, fp32_path, "onnx", [size], batch=8)
-        quantize_onnx(fp32_path, int8_path, calibration)
-        quantize_openvino(fp32_path, ov_int8_path, calibration)
-        runners = {"onnx-fp32": OnnxRunner(fp32_path, threads=args.threads),
-                   "onnx-int8": OnnxRunner(int8_path, threads=args.threads),
-                   "openvino-fp32": OpenVinoRunner(fp32_path, threads=args.threads),
-                   "openvino-int8": OpenVinoRunner(ov_int8_path, threads=args.threads)}
-        ov_bf16 = OpenVinoRunner(fp32_path, threads=args.threads, precision="bf16")
+        runners = {path: onnx_file_runner(fp32_path, path, lambda: calibration, threads=args.threads)[0]
+                   for path in ("onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-int8")}
+        ov_bf16, bf16_ran = onnx_file_runner(fp32_path, "openvino-bf16", lambda: calibration, threads=args.threads)
         logits = {name: batched(run, test_x) for name, run in runners.items()}
         logits["openvino-bf16"] = batched(ov_bf16, test_x)
         logits["torch-bf16-autocast"] = bf16_logits
@@ -120,7 +114,7 @@ def main() -> int:
     record = {"command": " ".join([sys.executable, *sys.argv]), "checkpoint": str(file), "model": model.spec.name,
               "test_images": len(test_y), "calibration_images": len(calibration), "threads": args.threads,
               "export_max_abs_diff": export_diff, "top1": accuracy, "max_abs_logit_error_vs_eager_fp32": logit_error,
-              "openvino_bf16_ran_as": ov_bf16.precision,
+              "openvino_bf16_ran_as": bf16_ran,
               "int8_minus_fp32_points": accuracy["onnx-int8"] - accuracy["onnx-fp32"],
               "openvino_int8_minus_fp32_points": accuracy["openvino-int8"] - accuracy["openvino-fp32"],
               "bf16_minus_fp32_points": accuracy["torch-bf16-autocast"] - accuracy["torch_fp32"],
@@ -129,7 +123,7 @@ def main() -> int:
              f"on {len(calibration)} training images, {args.threads} threads.", "",
              "| path | test top-1 | max abs logit error vs eager fp32 |", "|---|---|---|"]
     lines += [f"| {name} | {value:.2f}% | {logit_error.get(name, 0.0):.2e} |" for name, value in accuracy.items()]
-    lines += ["", f"OpenVINO bf16 ran as {ov_bf16.precision} on this CPU; torch bf16 autocast - fp32: "
+    lines += ["", f"OpenVINO bf16 ran as {bf16_ran} on this CPU; torch bf16 autocast - fp32: "
                   f"{record['bf16_minus_fp32_points']:+.2f} points; NNCF int8 - fp32 (OpenVINO): "
                   f"{record['openvino_int8_minus_fp32_points']:+.2f} points.",
               "", f"onnxruntime int8 - fp32: {record['int8_minus_fp32_points']:+.2f} points; int8 and fp32 agree on "

@@ -74,7 +74,7 @@ def test_int8_quantisation_agrees_with_fp32_on_photos(tmp_path):
 
     from effnet.deploy.calibration import sample_photos
     from effnet.deploy.export import export_model
-    from effnet.deploy.quantize import agreement, cpu_has_vnni, quantize_onnx
+    from effnet.deploy.quantize import agreement, cpu_has_vnni, depthwise_weights, quantize_onnx
     from effnet.deploy.runtime import OnnxRunner
 
     model = lite0_pretrained()
@@ -85,11 +85,15 @@ def test_int8_quantisation_agrees_with_fp32_on_photos(tmp_path):
     result = quantize_onnx(tmp_path / "fp32.onnx", tmp_path / "int8.onnx", calibration)
     graph = onnx.load(str(tmp_path / "int8.onnx")).graph
     assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in graph.node}
-    # uint8 weights where int8 ones would saturate (no VNNI), int8 where they do not.
+    # uint8 weights where int8 ones would saturate (no VNNI), int8 where they do not; depthwise
+    # convs always int8 (onnxruntime's fast depthwise kernels want them, and do not saturate).
     assert result.weight_type == ("int8" if cpu_has_vnni() else "uint8")
     wanted = onnx.TensorProto.INT8 if result.weight_type == "int8" else onnx.TensorProto.UINT8
+    depthwise = {name + "_quantized" for name in depthwise_weights(onnx.load(str(tmp_path / "fp32.onnx")))}
     conv_weights = [t for t in graph.initializer if t.name.endswith("conv.weight_quantized")]
-    assert conv_weights and all(t.data_type == wanted for t in conv_weights)
+    assert depthwise and conv_weights
+    for tensor in conv_weights:
+        assert tensor.data_type == (onnx.TensorProto.INT8 if tensor.name in depthwise else wanted), tensor.name
     with pytest.raises(ValueError, match="unknown weight type"):
         quantize_onnx(tmp_path / "fp32.onnx", tmp_path / "x.onnx", calibration, weight_type="int4")
     fp32, int8 = OnnxRunner(tmp_path / "fp32.onnx")(held_out), OnnxRunner(tmp_path / "int8.onnx")(held_out)

@@ -274,3 +274,11 @@ def test_a_network_file_that_is_not_one_says_what_is_wrong(tmp_path: Path) -> No
     config.model.spec, config.model.weights = "fmnist_lab", None
     with pytest.raises(ConfigError, match=".json"):
         validate(config)
+    # `effnet train model.spec=FILE` trains the network the file describes.
+    from effnet.spec_json import write_spec
+    from effnet.train.build import _network
+
+    written = write_spec(get_spec("fmnist_s0"), tmp_path / "net.json", note="ignored by readers")
+    config.model.spec = str(written)
+    validate(config)
+    assert _network(config, None, None) == get_spec("fmnist_s0")

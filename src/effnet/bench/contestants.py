@@ -172,6 +172,23 @@ def _calibration_for(setting: Setting, workdir: Path) -> np.ndarray:
     return np.load(path)
 
 
+def onnx_file_runner(fp32: Path, path: str, calibration: Callable[[], np.ndarray], *, threads: int,
+                     one_session: bool = False) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    """What a runtime path (RUNTIME_PATHS) makes of an fp32 ONNX file: a runner (images ->
+    logits) and the precision that actually runs. int8 paths quantise the file once, beside it,
+    with ``calibration()`` (onnxruntime's QDQ quantiser, or NNCF for OpenVINO)."""
+    runtime, _, precision = path.removesuffix("-1session").partition("-")
+    file = fp32
+    if precision == "int8":
+        file = fp32.with_name(fp32.stem + ("_int8.onnx" if runtime == "onnx" else "_int8.xml"))
+        if not file.exists():
+            (quantize_onnx if runtime == "onnx" else quantize_openvino)(fp32, file, calibration())
+    if runtime == "onnx":
+        return OnnxRunner(file, threads=threads, streams=1 if one_session else None), precision
+    ov = OpenVinoRunner(file, threads=threads, precision="bf16" if precision == "bf16" else "f32")
+    return ov, "int8" if precision == "int8" else ov.precision.replace("f32", "fp32")
+
+
 def runtime_runner(module: nn.Module, name: str, path: str, setting: Setting, batch: int, workdir: Path,
                    *, ours: bool) -> Timed:
     """``module`` exported to ONNX (once per name) and run at ``batch`` by the runtime and
@@ -185,21 +202,10 @@ def runtime_runner(module: nn.Module, name: str, path: str, setting: Setting, ba
             export_model(module, fp32, resolution=setting.resolution)
         else:
             export_peer_onnx(module, fp32, setting, channels)
-    runtime, _, precision = path.removesuffix("-1session").partition("-")
-    file = fp32
-    if precision == "int8":
-        file = fp32.with_name(fp32.stem + ("_int8.onnx" if runtime == "onnx" else "_int8.xml"))
-        if not file.exists():
-            quantize = quantize_onnx if runtime == "onnx" else quantize_openvino
-            quantize(fp32, file, _calibration_for(setting, workdir))
-    if runtime == "onnx":
-        # Ours with effnet's runner (its micro-batch plan unless the path says one-session); a
-        # peer as its users run it: one plain InferenceSession over the whole batch.
-        one = not ours or path.endswith("-1session")
-        runner, ran = OnnxRunner(file, threads=setting.threads, streams=1 if one else None), precision
-    else:
-        ov = OpenVinoRunner(file, threads=setting.threads, precision="bf16" if precision == "bf16" else "f32")
-        runner, ran = ov, "int8" if precision == "int8" else ov.precision.replace("f32", "fp32")
+    # Ours with effnet's runner (its micro-batch plan unless the path says one-session); a
+    # peer as its users run it: one plain InferenceSession over the whole batch.
+    runner, ran = onnx_file_runner(fp32, path, lambda: _calibration_for(setting, workdir), threads=setting.threads,
+                                   one_session=not ours or path.endswith("-1session"))
     x = _batch(setting, batch, nhwc=False, channels=channels).cpu().numpy()
     return Timed(lambda: runner(x), ran)
 
