@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if args.backend == "ray":
         return serve_ray(args.model, args.weights, settings, name=args.name, host=args.host, port=args.port,
                          replicas=args.replicas, max_replicas=args.max_replicas, address=args.ray_address, cache=cache,
+                         log=lambda line: print(f"effnet serve: {line}", flush=True),
                          on_ready=lambda: print(f"effnet serve: {args.replicas} Ray Serve replicas on "
                                                 f"http://{args.host}:{args.port}", flush=True))
     service = Service(model, settings, name=args.name, weights=args.weights, cache=cache)

@@ -118,7 +118,7 @@ def application(model_name: str | None, weights: str | None, settings: ServeSett
 
 def serve_ray(model_name: str | None, weights: str | None, settings: ServeSettings, *, name: str | None,
               host: str, port: int, replicas: int, max_replicas: int = 0, address: str | None = None,
-              cache: bool = True, block: bool = True, on_ready=None) -> int:  # type: ignore[no-untyped-def]
+              cache: bool = True, block: bool = True, on_ready=None, log=None) -> int:  # type: ignore[no-untyped-def]
     """Start Ray (or join ``address``), deploy, and serve until SIGTERM/SIGINT; then delete
     the application gracefully (replicas finish what they hold) and shut Serve down."""
     try:
@@ -126,6 +126,16 @@ def serve_ray(model_name: str | None, weights: str | None, settings: ServeSettin
         from ray import serve
     except ImportError as error:  # pragma: no cover - depends on the environment
         raise ImportError("--backend ray needs Ray Serve: pip install 'effnet[ray]'") from error
+    if settings.runtime == "auto":
+        # Measured once, here, and given to every replica: a replica that replaces a dead one
+        # then starts at once instead of timing three runtimes while the others carry the
+        # load. (On a cluster of unlike machines, pass --runtime instead.)
+        probe = BatchRunner(create_model(model_name, weights=weights), runtime="auto", device=settings.device,
+                            threads=settings.threads, cache=cache, batch=settings.max_batch)
+        if probe.choice is not None and log is not None:
+            log(probe.choice.describe())
+        settings = replace(settings, runtime=probe.runtime)
+        del probe
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False,
                  **({} if address else {"num_cpus": os.cpu_count()}))
