@@ -57,6 +57,29 @@ def batched(run, images: np.ndarray, batch: int = 500) -> np.ndarray:  # type: i
     return np.concatenate([run(images[i:i + batch]) for i in range(0, len(images), batch)])
 
 
+def time_paths(model, runners, test_x: np.ndarray) -> dict[int, dict[str, dict[str, float]]]:  # type: ignore[no-untyped-def]
+    """Every runtime path beside our fused eager model and timm's same architecture, alternately,
+    at batch 1 and 256: ms per batch, images/s and the ratio to timm eager."""
+    fused = optimize_for_inference(model)
+    theirs = timm_same_architecture(model.spec).eval().to(memory_format=torch.channels_last)
+    speed = {}
+    for batch in (1, 256):
+        x = np.ascontiguousarray(test_x[:batch])
+        x_nhwc = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
+
+        def eager(m, x=x_nhwc):  # type: ignore[no-untyped-def]
+            with torch.inference_mode():
+                return m(x)
+
+        timed = {name: (lambda run=run, x=x: run(x)) for name, run in runners.items()}
+        samples = time_alternately({**timed, "ours:fused-nhwc": lambda: eager(fused),
+                                    "timm:eager-nhwc": lambda: eager(theirs)}, rounds=3, min_time=2.0)
+        medians = {name: statistics.median(v) for name, v in samples.items()}
+        speed[batch] = {name: {"ms": 1000 * s, "images_per_s": batch / s,
+                               "vs_timm_eager": medians["timm:eager-nhwc"] / s} for name, s in medians.items()}
+    return speed
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path, help="a training run folder, its model.safetensors or last.pt")
@@ -94,23 +117,7 @@ def main() -> int:
         fp32_logits = logits["onnx-fp32"]
         agreement = float(100.0 * (fp32_logits.argmax(1) == logits["onnx-int8"].argmax(1)).mean())
         logit_error = {name: float(np.abs(v - eager_logits).max()) for name, v in logits.items()}
-        fused = optimize_for_inference(model)
-        theirs = timm_same_architecture(model.spec).eval().to(memory_format=torch.channels_last)
-        speed = {}
-        for batch in (1, 256):
-            x = np.ascontiguousarray(test_x[:batch])
-            x_nhwc = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
-
-            def eager(m, x=x_nhwc):  # type: ignore[no-untyped-def]
-                with torch.inference_mode():
-                    return m(x)
-
-            timed = {name: (lambda run=run, x=x: run(x)) for name, run in runners.items()}
-            samples = time_alternately({**timed, "ours:fused-nhwc": lambda: eager(fused),
-                                        "timm:eager-nhwc": lambda: eager(theirs)}, rounds=3, min_time=2.0)
-            medians = {name: statistics.median(v) for name, v in samples.items()}
-            speed[batch] = {name: {"ms": 1000 * s, "images_per_s": batch / s,
-                                   "vs_timm_eager": medians["timm:eager-nhwc"] / s} for name, s in medians.items()}
+        speed = time_paths(model, runners, test_x)
     record = {"command": " ".join([sys.executable, *sys.argv]), "checkpoint": str(file), "model": model.spec.name,
               "test_images": len(test_y), "calibration_images": len(calibration), "threads": args.threads,
               "export_max_abs_diff": export_diff, "top1": accuracy, "max_abs_logit_error_vs_eager_fp32": logit_error,

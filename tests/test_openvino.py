@@ -14,6 +14,7 @@ import torch
 
 from effnet.cli import main
 from effnet.deploy.export import export_model, max_abs_diff
+from effnet.device import cpu_info
 
 from .lite import lite0_pretrained
 from .test_export import TOL, _model
@@ -23,8 +24,7 @@ pytest.importorskip("onnxruntime")
 
 
 def _cpu_has_bf16() -> bool:
-    with open("/proc/cpuinfo") as cpuinfo:
-        flags = next(line for line in cpuinfo if line.startswith("flags")).split()
+    flags = cpu_info().flags
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 

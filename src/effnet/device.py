@@ -1,6 +1,12 @@
-"""Which device to run on: one rule for prediction, training and benchmarks."""
+"""Which device to run on, and what the CPU is: one rule for prediction, training and
+benchmarks, and one reader of ``/proc/cpuinfo`` for the kernels' build cache, int8 weight
+types, the runtime choice and the benchmarks' peak estimates."""
 
 from __future__ import annotations
+
+import functools
+import platform
+from dataclasses import dataclass
 
 import torch
 
@@ -19,4 +25,29 @@ def resolve_device(device: str | torch.device | None = None, *, local_rank: int 
     return device
 
 
-__all__ = ["resolve_device"]
+@dataclass(frozen=True)
+class CpuInfo:
+    model: str               # "model name" ("" where unknown)
+    flags: frozenset[str]    # "flags" (x86) or "Features" (ARM)
+    mhz: float               # the first core's "cpu MHz" (0 where unknown)
+    fingerprint: str         # model and feature lines: what changes when the machine does
+
+
+@functools.cache
+def cpu_info() -> CpuInfo:
+    """The CPU as /proc/cpuinfo describes its first core (empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            lines = cpuinfo.read().splitlines()
+    except OSError:
+        return CpuInfo("", frozenset(), 0.0, platform.processor() or platform.machine())
+
+    def first(*keys: str) -> str:
+        return next((line.split(":", 1)[1].strip() for line in lines if line.startswith(keys)), "")
+
+    mhz = first("cpu MHz")
+    return CpuInfo(first("model name"), frozenset(first("flags", "Features").split()), float(mhz) if mhz else 0.0,
+                   "|".join(sorted({line for line in lines if line.startswith(("model name", "flags", "Features"))})))
+
+
+__all__ = ["CpuInfo", "cpu_info", "resolve_device"]

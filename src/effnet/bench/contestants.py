@@ -221,7 +221,7 @@ def inference_runner(contestant: str, setting: Setting, batch: int, workdir: Pat
                          f"{', '.join(INFERENCE_PATHS if ours else PEER_PATHS)}")
     model = (our_module(setting) if ours else peer_module(owner, setting)).eval()
     channels = getattr(getattr(model, "spec", None), "in_chans", 3)
-    if path in RUNTIME_PATHS or path == "onnx-fp32-1session":
+    if path in ONNX_PATHS:
         workdir = workdir or Path(tempfile.mkdtemp(prefix="effnet-bench-"))
         return runtime_runner(model, owner if not ours else (setting.model or "ours"), path, setting, batch, workdir,
                               ours=ours)

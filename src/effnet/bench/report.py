@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from ..device import cpu_info
 from .contestants import Setting
 
 
@@ -54,16 +55,8 @@ def cpu_peak(threads: int) -> dict[str, object]:
     """An estimate of the fp32 multiply-add peak of ``threads`` cores, from the CPU flags:
     AVX-512 = 16 fp32 lanes, AVX2 = 8; two FMA units per core (server cores since Skylake-SP;
     one on some parts, which halves the peak); the clock is the nominal one."""
-    flags, mhz = set(), 0.0
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("flags") and not flags:
-                    flags = set(line.split(":", 1)[1].split())
-                elif line.startswith("cpu MHz") and not mhz:
-                    mhz = float(line.split(":", 1)[1])
-    except OSError:
-        pass
+    info = cpu_info()
+    flags, mhz = info.flags, info.mhz
     lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
     fma_units = 2 if "fma" in flags else 1
     peak = threads * mhz * 1e6 * lanes * fma_units if mhz else None
@@ -71,20 +64,12 @@ def cpu_peak(threads: int) -> dict[str, object]:
     bf16 = "avx512_bf16" in flags or "amx_bf16" in flags
     # int8: VNNI does 4 multiply-adds per 32-bit lane in one instruction (4x fp32); AVX2 alone
     # needs two (vpmaddubsw + vpmaddwd) for 4, about 2x. bf16 (AVX512_BF16 vdpbf16ps): 2x.
-    return {"processor": platform.processor() or platform.machine(), "model": _model_name(), "mhz": mhz,
+    return {"processor": platform.processor() or platform.machine(), "model": info.model, "mhz": mhz,
             "threads": threads, "fp32_lanes": lanes, "fma_units_assumed": fma_units, "peak_madds_per_s": peak,
             "int8_peak_madds_per_s": peak * (4 if vnni else 2) if peak else None,
             "bf16_peak_madds_per_s": peak * 2 if peak and bf16 else None,
             "flags": sorted(f for f in flags if f.startswith(("avx", "amx", "fma"))),
             "amx": "amx_tile" in flags, "avx512_vnni": "avx512_vnni" in flags, "avx512_bf16": bf16}
-
-
-def _model_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            return next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
-    except OSError:
-        return ""
 
 
 def library_of(contestant: str) -> str:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..device import cpu_info
+
 METHODS = ("minmax", "entropy", "percentile")
 WEIGHT_TYPES = ("int8", "uint8")
 
@@ -22,11 +24,7 @@ WEIGHT_TYPES = ("int8", "uint8")
 def cpu_has_vnni() -> bool:
     """Whether this x86 CPU has VNNI (AVX512_VNNI or AVX_VNNI): int8 dot products without the
     16-bit intermediate sums that saturate (False where /proc/cpuinfo cannot be read)."""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
-    except OSError:
-        return False
+    flags = cpu_info().flags
     return "avx512_vnni" in flags or "avx_vnni" in flags
 
 

@@ -76,11 +76,12 @@ class OnnxRunner:
         on_cpu = self.session.get_providers()[0] == "CPUExecutionProvider"
         self.streams = (streams or threads) if on_cpu else 1
         self.micro_batch = micro_batch
-        self._stream_sessions = [ort.InferenceSession(str(path), sess_options=session_options(max(1, threads // self.streams),
-                                                                                                spin=spin),
-                                                      providers=providers) for _ in range(self.streams)] \
-            if self.streams > 1 else []
-        self._pool = ThreadPoolExecutor(self.streams, thread_name_prefix="effnet-ort") if self.streams > 1 else None
+        self._stream_sessions, self._pool = [], None
+        if self.streams > 1:
+            per_stream = session_options(max(1, threads // self.streams), spin=spin)
+            self._stream_sessions = [ort.InferenceSession(str(path), sess_options=per_stream, providers=providers)
+                                     for _ in range(self.streams)]
+            self._pool = ThreadPoolExecutor(self.streams, thread_name_prefix="effnet-ort")
         inputs = self.session.get_inputs()
         self.input_name = inputs[0].name
         self.input_shape = tuple(inputs[0].shape)  # ints for fixed sizes, names for dynamic axes

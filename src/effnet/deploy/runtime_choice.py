@@ -28,6 +28,7 @@ from torch import nn
 from .._cache import cache_dir
 from ..allocator import keep_freed_cpu_memory
 from ..data.transforms import input_size
+from ..device import cpu_info
 from .fuse import optimize_for_inference
 from .onnx_cache import model_fingerprint, onnx_model_for, openvino_model_for
 
@@ -112,15 +113,7 @@ def seconds_per_call(run: Callable[[], object], *, calls: int = 5, warmup: int =
 
 
 def _machine_key(threads: int | None) -> str:
-    flags = ""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            lines = cpuinfo.read().splitlines()
-        model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
-        flags = model + "|" + next((line.split(":", 1)[1].strip() for line in lines if line.startswith("flags")), "")
-    except OSError:
-        pass
-    return f"{hashlib.sha256(flags.encode()).hexdigest()[:12]}|threads={threads or os.cpu_count()}"
+    return f"{hashlib.sha256(cpu_info().fingerprint.encode()).hexdigest()[:12]}|threads={threads or os.cpu_count()}"
 
 
 def _load_choices(path: Path) -> dict[str, dict]:
@@ -147,14 +140,14 @@ def measure_runtimes(model: nn.Module, *, batch: int = 1, cache: bool = True, th
     resolution = input_size(model)
     record_path = cache_dir() / "runtime_choice.json"
     key = f"{model_fingerprint(model, resolution)}|batch={batch}|{_machine_key(threads)}" if cache else ""
-    if cache and key in _load_choices(record_path):
-        known = _load_choices(record_path)[key]
+    known = _load_choices(record_path).get(key) if cache else None
+    if known is not None:
         if known["runtime"] in candidates and installed(known["runtime"]):
             built = _build(model, known["runtime"], cache=cache, threads=threads, spin=spin)
             return built, Choice(known["runtime"], batch, known["seconds"], cached=True)
     channels = getattr(getattr(model, "spec", None), "in_chans", 3)
     x = torch.randn(batch, channels, resolution, resolution, generator=torch.Generator().manual_seed(0))
-    if any(c == "torch" for c in candidates):
+    if "torch" in candidates:
         torch.set_num_threads(threads or os.cpu_count() or 1)
     built, seconds = {}, {}
     for runtime in (c for c in candidates if installed(c)):

@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 
 from .._cache import cache_dir
+from ..device import cpu_info
 
 SOURCE = Path(__file__).with_name("_cpu_kernels.c")
 _OFF, _ON = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
@@ -30,15 +31,6 @@ def _flags() -> list[str]:
     if platform.machine() in ("x86_64", "AMD64"):
         flags.insert(2, "-mprefer-vector-width=512")
     return flags
-
-
-def _cpu_fingerprint() -> str:
-    """The CPU's model and feature flags."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        return "|".join(sorted({line for line in lines if line.startswith(("model name", "flags", "Features"))}))
-    except OSError:
-        return platform.processor() or platform.machine()
 
 
 def disabled_by_environment() -> bool:
@@ -98,7 +90,7 @@ def build() -> ctypes.CDLL | str:
     if not compiler:
         return "no C compiler found (set $CC or install gcc)"
     key = hashlib.sha256(b"|".join([SOURCE.read_bytes(), compiler.encode(), " ".join(_flags()).encode(),
-                                    _cpu_fingerprint().encode()])).hexdigest()[:16]
+                                    cpu_info().fingerprint.encode()])).hexdigest()[:16]
     path = cache_dir() / "kernels" / f"cpu_kernels-{key}.so"
     if not path.exists():
         failure = _compile(compiler, path)

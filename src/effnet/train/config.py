@@ -249,6 +249,27 @@ def _check_range(key: str, value: float, low: float, high: float | None = None, 
         raise ConfigError(f"{key} must be >= {low}{upper}; got {value}")
 
 
+def _validate_model(m: ModelConfig, channels: int) -> None:
+    """The model section's checks that involve pretrained weights and the network's shape."""
+    if m.weights is not None and channels != 3:
+        raise ConfigError("pretrained weights expect RGB input: set data.channels=3 (grey images are repeated)")
+    if m.weights is not None and (m.width is not None or m.depth is not None):
+        raise ConfigError("model.width/model.depth change the network, so pretrained model.weights would not fit; "
+                          "drop one or the other")
+    for key in ("width", "depth"):
+        if getattr(m, key) is not None and not getattr(m, key) > 0:
+            raise ConfigError(f"model.{key} must be > 0; got {getattr(m, key)}")
+    if m.bn_momentum is not None:
+        _check_range("model.bn_momentum", m.bn_momentum, 0.0, 1.0)
+    _check_range("model.freeze_backbone_epochs", m.freeze_backbone_epochs, 0)
+    if m.freeze_backbone_epochs and m.weights is None:
+        raise ConfigError("model.freeze_backbone_epochs only makes sense with model.weights (a pretrained backbone)")
+    if m.drop_rate is not None:
+        _check_range("model.drop_rate", m.drop_rate, 0.0, 1.0, open_high=True)
+    if m.drop_path_rate is not None:
+        _check_range("model.drop_path_rate", m.drop_path_rate, 0.0, 1.0, open_high=True)
+
+
 def validate(config: Config) -> None:
     """Checks that span keys or need the allowed values; raises ConfigError."""
     d, m, o, s, t = config.data, config.model, config.optim, config.schedule, config.train
@@ -280,23 +301,7 @@ def validate(config: Config) -> None:
         raise ConfigError("set data.mean and data.std together (or neither)")
     if d.mean is not None and (len(d.mean) != len(d.std or []) or len(d.mean) not in (1, d.channels)):
         raise ConfigError(f"data.mean and data.std need 1 or {d.channels} values each (data.channels={d.channels})")
-    if m.weights is not None and d.channels != 3:
-        raise ConfigError("pretrained weights expect RGB input: set data.channels=3 (grey images are repeated)")
-    if m.weights is not None and (m.width is not None or m.depth is not None):
-        raise ConfigError("model.width/model.depth change the network, so pretrained model.weights would not fit; "
-                          "drop one or the other")
-    for key in ("width", "depth"):
-        if getattr(m, key) is not None and not getattr(m, key) > 0:
-            raise ConfigError(f"model.{key} must be > 0; got {getattr(m, key)}")
-    if m.bn_momentum is not None:
-        _check_range("model.bn_momentum", m.bn_momentum, 0.0, 1.0)
-    _check_range("model.freeze_backbone_epochs", m.freeze_backbone_epochs, 0)
-    if m.freeze_backbone_epochs and m.weights is None:
-        raise ConfigError("model.freeze_backbone_epochs only makes sense with model.weights (a pretrained backbone)")
-    if m.drop_rate is not None:
-        _check_range("model.drop_rate", m.drop_rate, 0.0, 1.0, open_high=True)
-    if m.drop_path_rate is not None:
-        _check_range("model.drop_path_rate", m.drop_path_rate, 0.0, 1.0, open_high=True)
+    _validate_model(m, d.channels)
     if o.lr is not None:
         _check_range("optim.lr", o.lr, 0.0)
     _check_range("optim.lr_per_256", o.lr_per_256, 0.0)
