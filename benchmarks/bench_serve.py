@@ -2,7 +2,9 @@
 onnxruntime, 2 threads. Closed-loop load comes from hey (Debian's Go load generator, one
 320 x 240 JPEG of a real photo per request); open-loop load (Poisson arrivals, for half load
 and overload) from an async httpx client in this process. Both share the two cores with the
-server, as any load generator on one machine must.
+server, as any load generator on one machine must. ``--client-nice -10`` runs the open-loop
+client ahead of the server (where the OS allows it): a check on whether the client's own lag
+is what the overload latencies record (measured: it is not, docs/serve.md).
 
     python benchmarks/bench_serve.py [--seconds 15] [--out benchmarks/results]
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -178,11 +181,36 @@ async def open_loop(url: str, images: list[bytes], rate: float, seconds: float, 
             **percentiles(ok), "rejected_429": percentiles(by_code.get("429", []))}
 
 
+@contextlib.contextmanager
+def client_priority(nice: int):  # type: ignore[no-untyped-def]
+    """This process at ``nice`` for the block (then back), if the OS allows it; yields the
+    niceness it ran at. The server is a child started earlier, so it keeps its own."""
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except PermissionError:
+        nice = before
+    try:
+        yield nice
+    finally:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, before)
+        except PermissionError:  # pragma: no cover - raising priority back needs the same right
+            pass
+
+
+def open_loop_prioritised(url: str, images: list[bytes], rate: float, seconds: float, nice: int) -> dict[str, object]:
+    with client_priority(nice) as ran_at:
+        return {**asyncio.run(open_loop(url, images, rate, seconds)), "client_nice": ran_at}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--memory-requests", type=int, default=10_000)
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--client-nice", type=int, default=0,
+                        help="niceness of the open-loop client (default 0, the server's; -10 puts it ahead)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     images = photos(64)
@@ -208,8 +236,8 @@ def main() -> None:
             ours[f"c{c}"] = hey(url, body, requests=n(guess, args.seconds), concurrency=c)
             guess = float(ours[f"c{c}"]["img_per_s"])  # type: ignore[arg-type]
         saturated = float(ours["c32"]["img_per_s"])  # type: ignore[arg-type]
-        ours["half_load"] = asyncio.run(open_loop(url, images, saturated / 2, args.seconds))
-        ours["overload_2x"] = asyncio.run(open_loop(url, images, saturated * 2, 10.0))
+        ours["half_load"] = open_loop_prioritised(url, images, saturated / 2, args.seconds, args.client_nice)
+        ours["overload_2x"] = open_loop_prioritised(url, images, saturated * 2, 10.0, args.client_nice)
         for name in ("c1", "c8", "c32", "half_load", "overload_2x"):
             print(name, ours[name], flush=True)
         served = sum(int(v["requests"]) for v in ours.values()) + 100  # type: ignore[index]
@@ -272,7 +300,9 @@ def to_markdown(r: dict) -> str:  # type: ignore[type-arg]
     ours, off, peer, c = r["effnet_serve"], r["offline"], r["fastapi_timm_eager"], r["checks"]
     lines = [f"# effnet serve under load: {r['model']} ({r['weights']}), 224 px, {r['runtime']}, {r['threads']} threads",
              "", f"CPU: {r['machine']['cpu']['processor']}, {r['machine']['cores']} cores, "
-             f"AVX-512 VNNI: {r['machine']['cpu']['avx512_vnni']}. Client and server share the cores.", "",
+             f"AVX-512 VNNI: {r['machine']['cpu']['avx512_vnni']}. Client and server share the cores; the open-loop "
+             f"client ran at nice {ours['overload_2x'].get('client_nice', 0)} (the server at 0, its inference "
+             "threads at +15).", "",
              "| path | concurrency | img/s | p50 ms | p99 ms | codes |", "|---|---|---|---|---|---|",
              f"| offline `effnet predict`, batch 8 | - | {off['batch8_img_per_s']:.1f} | | | |",
              f"| offline `effnet predict`, batch 1 | 1 | | {off['batch1_p50_ms']:.1f} | | |"]
@@ -302,7 +332,6 @@ def to_markdown(r: dict) -> str:  # type: ignore[type-arg]
               f"| 2x overload: codes, unanswered | 200/429 only, 0 | {c['overload_codes']}, {c['overload_lost']} |",
               f"| 2x overload: every 429 | < 20 ms | p50 {c['overload_429_p50_ms']:.1f}, p99 {c['overload_429_p99_ms']:.1f}, "
               f"max {c['overload_429_max_ms']:.1f} ms |",
-
               f"| memory after 10,000 / after 1,000 | <= 1.10 | {c['memory_10000_over_1000']:.3f} |",
               f"| throughput at c32 vs FastAPI + timm eager | | {c['vs_fastapi_timm_c32_throughput']:.2f}x |",
               f"| p50 at c1 vs FastAPI + timm eager | | {c['vs_fastapi_timm_c1_p50']:.2f}x |", ""]
