@@ -26,6 +26,7 @@ import numpy as np
 
 from effnet.bench import INFERENCE_PATHS, PEER_PATHS, PEERS, TRAIN_PATHS, Report, Setting, cpu_peak, run_bench
 from effnet.bench import to_markdown, training_memory
+from effnet.bench.contestants import export_peer_onnx, peer_module
 from effnet.bench.onnx_profile import profile_markdown, profile_onnx
 from effnet.deploy.export import export_model
 from effnet.deploy.quantize import quantize_onnx
@@ -43,6 +44,9 @@ def main() -> None:
     parser.add_argument("--memory-only", action="store_true", help="only the training-memory subprocesses")
     parser.add_argument("--train-only", action="store_true",
                         help="only the training step, 5 rounds of >= 8 s per contestant (the step varies most)")
+    parser.add_argument("--profile-only", action="store_true",
+                        help="only onnxruntime's profile of our fp32 graph beside timm's exported ones, at batch 1 "
+                             "and 32 (b0_cpu_profile.md: where each spends its time, against the peak)")
     parser.add_argument("--allocator", choices=["cache", "default"], default="cache",
                         help="cache: glibc keeps freed memory, for every contestant (what effnet's CPU training "
                              "loop does); default: glibc unmaps large blocks on free")
@@ -53,6 +57,8 @@ def main() -> None:
         return memory_only(args)
     if args.train_only:
         return train_only(args)
+    if args.profile_only:
+        return profile_only(args)
     skip = {"compiled"} if args.quick or args.no_compile else set()
     inference = tuple(p for p in INFERENCE_PATHS if p not in skip)
     peer_paths = tuple(p for p in PEER_PATHS if p not in skip)
@@ -85,6 +91,36 @@ def onnx_profiles(setting: Setting, report: Report, batch: int = 32) -> str:
             sections.append(f"Where onnxruntime's time goes, our {name} graph, batch {batch} in one run "
                             f"(peak for {name}: {(peak or 0) / 1e9:.0f} G MAdds/s):\n\n" + profile_markdown(rows, peak))  # type: ignore[operator]
     return "\n".join(sections)
+
+
+def profile_only(args: argparse.Namespace, batches: tuple[int, ...] = (1, 32)) -> None:
+    """Our fp32 graph beside the peers' (timm -> torch.onnx.export, as its users do) in
+    onnxruntime's profiler, one session on every thread: the same kinds of work, and how long
+    each takes in each graph, explain a latency ratio."""
+    setting = Setting("efficientnet_b0", resolution=224, threads=args.threads)
+    peak = cpu_peak(setting.threads)["peak_madds_per_s"]
+    sections = [f"`efficientnet_b0` at 224 px, fp32, onnxruntime with {setting.threads} threads, one session per "
+                f"graph (peak estimate {(peak or 0) / 1e9:.0f} G MAdds/s). Rows: onnxruntime's profiler, grouped by "
+                "kind of work; ms per run (the profiler's own overhead included, so totals run above the "
+                "benchmark's).\n"]
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        graphs = {"ours": Path(tmp) / "ours.onnx"}
+        export_model(create_model(setting.model).eval(), graphs["ours"], resolution=setting.resolution)
+        for peer in PEERS[setting.model]:
+            if peer.startswith("timm:"):
+                graphs[peer] = Path(tmp) / f"{peer.replace(':', '_')}.onnx"
+                export_peer_onnx(peer_module(peer, setting), graphs[peer], setting)
+        for batch in batches:
+            x = rng.standard_normal((batch, 3, setting.resolution, setting.resolution), dtype=np.float32)
+            for name, path in graphs.items():
+                rows = profile_onnx(path, x, threads=setting.threads, runs=10 if batch == 1 else 2)
+                total = sum(float(r["ms"]) for r in rows)  # type: ignore[arg-type]
+                sections.append(f"### {name}, batch {batch}: {total:.1f} ms per run\n\n" + profile_markdown(rows, peak))
+    markdown = "\n".join(sections)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "b0_cpu_profile.md").write_text(markdown)
+    print(markdown)
 
 
 def train_only(args: argparse.Namespace) -> None:
