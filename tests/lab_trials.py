@@ -22,3 +22,10 @@ def counted_trial(trial: Trial) -> TrialResult:
 
     accuracy = 80 + (count(trial.spec).madds % 997) / 100 + trial.seed / 10
     return describe(trial, accuracy, 0.01)
+
+
+def trial_with_test_set(trial: Trial) -> TrialResult:
+    """``counted_trial``, with a test top-1 (one point below minival) when the trial asks for one."""
+    result = counted_trial(trial)
+    result.test_top1 = result.top1 - 1 if trial.on_test and result.top1 is not None else None
+    return result

@@ -32,6 +32,12 @@ def add_budget_and_runner(p: argparse.ArgumentParser, backends: tuple[str, ...] 
     p.add_argument("--minival", type=int, default=None, help="images held out from train to rank trials")
     p.add_argument("--batch-size", type=int, default=64, help="per trial (default 64: more steps in a short proxy)")
     p.add_argument("--seeds", type=int, default=None, help="seeds per network")
+    add_runner(p, backends)
+    p.add_argument("--quick", action="store_true", help="a few-minute version (tiny budget, one seed)")
+
+
+def add_runner(p: argparse.ArgumentParser, backends: tuple[str, ...] = ("local", "ray")) -> None:
+    """Where trials run, where the data is and where the results go."""
     p.add_argument("--workers", type=int, default=0,
                    help="trials run at once, local processes or Ray tasks (default: one per CPU core, "
                         "each with one thread: small proxy nets use cores better side by side)")
@@ -40,11 +46,10 @@ def add_budget_and_runner(p: argparse.ArgumentParser, backends: tuple[str, ...] 
     p.add_argument("--ray-address", default=None, help="join a Ray cluster ('auto' or ray://host:port)")
     p.add_argument("--data-dir", default=None, help="Fashion-MNIST folder (default: the Debian package's)")
     p.add_argument("--out", type=Path, required=True, help="experiment folder (journal, tables, plots)")
-    p.add_argument("--quick", action="store_true", help="a few-minute version (tiny budget, one seed)")
 
 
-def budget_from(args: argparse.Namespace) -> Budget:
-    chosen = {**DEFAULTS, **(QUICK if args.quick else {})}
+def budget_from(args: argparse.Namespace, defaults: dict[str, int] = DEFAULTS) -> Budget:
+    chosen = {**defaults, **(QUICK if args.quick else {})}
     for key in ("epochs", "train_subset", "minival"):
         if getattr(args, key) is not None:
             chosen[key] = getattr(args, key)

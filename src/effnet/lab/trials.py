@@ -40,6 +40,7 @@ class Trial:
     data_dir: str | None = None     # where the data is, and where run folders go: not part of the key
     run_dir: str | None = None
     labels: tuple[tuple[str, Any], ...] = ()   # e.g. (("phi", 1), ("alpha", 1.2))
+    on_test: bool = False           # also evaluate on the test set (a final retraining, never a search)
 
     @property
     def key(self) -> str:
@@ -47,6 +48,8 @@ class Trial:
         payload = {"spec": spec_to_dict(self.spec), "budget": asdict(self.budget), "seed": self.seed,
                    "dataset": self.dataset, "experiment": self.experiment, "method": self.method,
                    "labels": [list(pair) for pair in self.labels]}
+        if self.on_test:  # only when set, so every journal written before the field keeps its keys
+            payload["on_test"] = True
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -65,6 +68,7 @@ class TrialResult:
     spec: dict[str, Any] = field(repr=False)
     status: str = "ok"
     error: str | None = None
+    test_top1: float | None = None   # only for trials run with on_test (minival chose the checkpoint)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,7 +82,8 @@ class TrialResult:
         return spec_from_dict(self.spec)
 
 
-def describe(trial: Trial, top1: float | None, wall_s: float, error: str | None = None) -> TrialResult:
+def describe(trial: Trial, top1: float | None, wall_s: float, error: str | None = None, *,
+             test_top1: float | None = None) -> TrialResult:
     counts = count(trial.spec)
     return TrialResult(
         key=trial.key, experiment=trial.experiment, method=trial.method, seed=trial.seed,
@@ -86,7 +91,7 @@ def describe(trial: Trial, top1: float | None, wall_s: float, error: str | None 
         resolution=trial.spec.resolution, top1=top1, wall_s=wall_s,
         # JSON-normalised (tuples -> lists) so a result read back from the journal compares equal
         spec=json.loads(json.dumps(spec_to_dict(trial.spec))),
-        status="ok" if error is None else "failed", error=error,
+        status="ok" if error is None else "failed", error=error, test_top1=test_top1,
     )
 
 
@@ -107,7 +112,8 @@ def trial_config(trial: Trial, out_dir: str | None = None) -> Config:
     config.train.seed = trial.seed
     config.train.threads = b.threads
     config.train.ema_decay = 0.0  # a 0.9999 EMA needs ~10k steps to mean anything
-    config.train.final_test = False  # trials are ranked on minival; the test set stays unseen
+    # Trials are ranked on minival; the test set stays unseen unless this is a final retraining.
+    config.train.final_test = trial.on_test
     config.optim.lr_per_256 = b.lr_per_256
     config.schedule.warmup_epochs = b.warmup_epochs
     # Cosine to zero: a proxy of a few epochs would otherwise end at the top of the official
@@ -122,11 +128,13 @@ def trial_config(trial: Trial, out_dir: str | None = None) -> Config:
 
 
 def train_trial(trial: Trial, out_dir: str | None = None) -> TrialResult:
-    """Train and evaluate one trial on the minival split (top-1 of the last epoch)."""
+    """Train and evaluate one trial on the minival split (top-1 of the last epoch), and with
+    ``on_test`` the chosen checkpoint on the test set too."""
     start = time.perf_counter()
     try:
         result = train(trial_config(trial, out_dir or trial.run_dir), spec=trial.spec)
         top1 = float(result.history[-1]["val_top1"])
+        test_top1 = float(result.test["top1"]) if trial.on_test and result.test else None
     except Exception as error:  # noqa: BLE001 - a failed trial is recorded, not fatal to the experiment
         return describe(trial, None, time.perf_counter() - start, f"{type(error).__name__}: {error}")
-    return describe(trial, top1, time.perf_counter() - start)
+    return describe(trial, top1, time.perf_counter() - start, test_top1=test_top1)
