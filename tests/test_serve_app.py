@@ -186,6 +186,9 @@ def test_metrics_count_requests_batches_and_rejections(client: TestClient) -> No
     text = client.get("/metrics").text
     assert 'effnet_requests_total{code="200",endpoint="/v2/models/{name}/classify"}' in text
     assert 'effnet_requests_total{code="415",endpoint="/v2/models/{name}/classify"}' in text
+    # Durations by code too: a refusal's time is not hidden among the answers'.
+    assert 'effnet_request_duration_seconds_count{code="415",endpoint="/v2/models/{name}/classify"}' in text
+    assert "effnet_event_loop_lag_seconds_count" in text
     for name in ("effnet_request_duration_seconds_bucket", "effnet_queue_wait_seconds_count",
                  "effnet_preprocess_duration_seconds_count", "effnet_inference_duration_seconds_count",
                  "effnet_batch_size_bucket", "effnet_queue_depth", "effnet_ready 1.0"):

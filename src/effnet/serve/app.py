@@ -128,7 +128,8 @@ class CountRequests:
         finally:
             endpoint = getattr(scope.get("route"), "path", "unmatched")
             self.service.metrics.requests.labels(endpoint=endpoint, code=str(status[0])).inc()
-            self.service.metrics.request_seconds.labels(endpoint=endpoint).observe(time.perf_counter() - start)
+            self.service.metrics.request_seconds.labels(endpoint=endpoint, code=str(status[0])).observe(
+                time.perf_counter() - start)
 
 
 

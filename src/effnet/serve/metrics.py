@@ -23,8 +23,9 @@ class Metrics:
         r = self.registry
         self.requests = prom.Counter("effnet_requests", "HTTP requests by endpoint and status code",
                                      ["endpoint", "code"], registry=r)
-        self.request_seconds = prom.Histogram("effnet_request_duration_seconds", "Time from request to response",
-                                              ["endpoint"], buckets=SECONDS, registry=r)
+        self.request_seconds = prom.Histogram("effnet_request_duration_seconds", "Time from request to response "
+                                              "(in the app: from the ASGI call to the response's end)",
+                                              ["endpoint", "code"], buckets=SECONDS, registry=r)
         self.queue_seconds = prom.Histogram("effnet_queue_wait_seconds", "Time an image waited for its batch",
                                             buckets=SECONDS, registry=r)
         self.preprocess_seconds = prom.Histogram("effnet_preprocess_duration_seconds",
@@ -33,6 +34,9 @@ class Metrics:
         self.inference_seconds = prom.Histogram("effnet_inference_duration_seconds", "One batch in the runtime",
                                                 buckets=SECONDS, registry=r)
         self.batch_size = prom.Histogram("effnet_batch_size", "Images per inference batch", buckets=SIZES, registry=r)
+        self.loop_lag_seconds = prom.Histogram("effnet_event_loop_lag_seconds", "How late the event loop woke "
+                                               "from a 50 ms sleep (what every request waits when it is busy)",
+                                               buckets=SECONDS, registry=r)
         self.queue_depth = prom.Gauge("effnet_queue_depth", "Images admitted and not yet answered", registry=r)
         self.rejections = prom.Counter("effnet_rejections", "Requests refused, by reason", ["reason"], registry=r)
         self.batches_by_replica = prom.Counter("effnet_batches_by_replica", "Batches answered, by model replica "

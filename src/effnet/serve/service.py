@@ -96,6 +96,7 @@ class Service:
                                max_in_flight=slots, observe=self._observe)
         self.ready = False
         self.draining = False
+        self._watch: asyncio.Task[None] | None = None
         self.replica = ""               # set by a backend with several copies (a response header)
 
     # -- life ------------------------------------------------------------------------------
@@ -104,6 +105,7 @@ class Service:
         if self.ready:
             return
         self.batcher.start()
+        self._watch = asyncio.get_running_loop().create_task(self._watch_loop())
         warm = torch.zeros(self.settings.max_batch, self.in_chans, self.input_size, self.input_size)
         await asyncio.get_running_loop().run_in_executor(self._inference, self._run_batch, warm)
         self.ready = not self.draining
@@ -121,6 +123,8 @@ class Service:
         return await self.batcher.wait_idle(timeout_s)
 
     async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
         await self.batcher.stop()
         self._inference.shutdown(wait=False, cancel_futures=True)
         self._decode.shutdown(wait=False, cancel_futures=True)
@@ -130,6 +134,15 @@ class Service:
         inference thread, between batches."""
         if self.runner is not None:
             await asyncio.get_running_loop().run_in_executor(self._inference, self.runner.check)
+
+    async def _watch_loop(self, period_s: float = 0.05) -> None:
+        """How late the event loop wakes from a short sleep: time every request waits before
+        the app sees it (accepting, parsing, answering 429s) when the loop is busy."""
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(period_s)
+            self.metrics.loop_lag_seconds.observe(max(0.0, loop.time() - start - period_s))
 
     # -- work ------------------------------------------------------------------------------
     def _run_batch(self, images: torch.Tensor) -> torch.Tensor:
