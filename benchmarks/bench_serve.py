@@ -291,7 +291,9 @@ def main() -> None:
             ours[f"c{c}"] = hey(url, body, requests=n(guess, args.seconds), concurrency=c)
             guess = float(ours[f"c{c}"]["img_per_s"])  # type: ignore[arg-type]
         saturated = float(ours["c32"]["img_per_s"])  # type: ignore[arg-type]
+        before = server_buckets(server.port, "200")
         ours["half_load"] = open_loop_prioritised(url, images, saturated / 2, args.seconds, args.client_nice)
+        ours["half_load"]["server_200"] = server_quantiles(before, server_buckets(server.port, "200"))
         before, lag = server_buckets(server.port, "429"), server_buckets(server.port, None)
         ours["overload_2x"] = open_loop_prioritised(url, images, saturated * 2, 10.0, args.client_nice)
         ours["overload_2x"]["server_429"] = server_quantiles(before, server_buckets(server.port, "429"))
@@ -340,8 +342,11 @@ def overload_only(server: Server, url: str, body: Path, images: list[bytes], arg
     try:
         hey(url, body, requests=100, concurrency=4)
         saturated = float(hey(url, body, requests=600, concurrency=32)["img_per_s"])  # type: ignore[arg-type]
+        before = server_buckets(server.port, "200")
         half = open_loop_prioritised(url, images, saturated / 2, args.seconds, args.client_nice)
-        print(f"half load: p50 {half['p50_ms']:.1f}, p99 {half['p99_ms']:.1f} ms", flush=True)
+        print(f"half load: p50 {half['p50_ms']:.1f}, p99 {half['p99_ms']:.1f} ms; inside the app "
+              f"{server_quantiles(before, server_buckets(server.port, '200'))}; client loop lag "
+              f"{half['client_loop_lag']}", flush=True)
         before, lag = server_buckets(server.port, "429"), server_buckets(server.port, None)
         over = open_loop_prioritised(url, images, saturated * 2, 10.0, args.client_nice)
         inside = server_quantiles(before, server_buckets(server.port, "429"))
@@ -394,7 +399,9 @@ def to_markdown(r: dict) -> str:  # type: ignore[type-arg]
                      f"{row['p50_ms']:.1f} | {row['p99_ms']:.1f} | {row['codes']} |")
     half, over = ours["half_load"], ours["overload_2x"]
     lines += ["", f"Half load ({half['rate']:.1f} req/s, Poisson arrivals, {half['seconds']:.0f} s): "
-              f"p50 {half['p50_ms']:.1f} ms, p99 {half['p99_ms']:.1f} ms, codes {half['codes']}.",
+              f"p50 {half['p50_ms']:.1f} ms, p99 {half['p99_ms']:.1f} ms, codes {half['codes']}; inside the app p50 <= "
+              f"{half['server_200']['p50_bound_ms']:g}, p99 <= {half['server_200']['p99_bound_ms']:g} ms; the client's "
+              f"loop late by p99 {half['client_loop_lag']['p99_ms']:.1f} ms.",
               f"2x overload ({over['rate']:.1f} req/s, Poisson arrivals, {over['seconds']:.0f} s): codes {over['codes']}, "
               f"{over['lost']} without an answer; 429 answered in p50 {over['rejected_429']['p50_ms']:.1f} / p99 "
               f"{over['rejected_429']['p99_ms']:.1f} / max {over['rejected_429']['max_ms']:.1f} ms; accepted p50 "

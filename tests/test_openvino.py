@@ -112,6 +112,7 @@ def test_onnx_micro_batch_plan_gives_the_same_logits_in_order(tmp_path):
     x = torch.randn(7, 3, 64, 64)
     plain, planned = OnnxRunner(tmp_path / "m.onnx", threads=2, streams=1), OnnxRunner(tmp_path / "m.onnx", threads=2)
     assert planned.streams == 2 and plain.streams == 1
+    assert [planned.plan(n) for n in (2, 3, 4, 5, 32)] == [1, 1, 2, 2, 2]  # every stream busy, at most 2
     for n in (1, 2, 5, 7):  # below, at and above the streams, odd counts: chunks come back in order
         assert np.abs(planned(x[:n]) - plain(x[:n])).max() <= 1e-5
     with pytest.raises(ValueError, match="at least 1"):

@@ -86,6 +86,11 @@ class OnnxRunner:
         self.input_name = inputs[0].name
         self.input_shape = tuple(inputs[0].shape)  # ints for fixed sizes, names for dynamic axes
 
+    def plan(self, n: int) -> int:
+        """The micro-batch size for a batch of ``n`` (at least ``streams`` of them): at most
+        ``micro_batch``, and small enough that every stream has a micro-batch."""
+        return max(1, min(self.micro_batch, n // self.streams))
+
     def __call__(self, images) -> np.ndarray:  # type: ignore[no-untyped-def]
         if hasattr(images, "detach"):
             images = images.detach().cpu().numpy()
@@ -97,7 +102,10 @@ class OnnxRunner:
                              f"got {images.shape}; export with --dynamic or --resolution {got[-1]} for this size")
         if self._pool is None or len(images) < self.streams:
             return self.session.run(None, {self.input_name: images})[0]
-        chunks = [images[i:i + self.micro_batch] for i in range(0, len(images), self.micro_batch)]
+        # Every stream gets work: a batch of 2 on 2 streams runs as 1 + 1 side by side (measured:
+        # as one micro-batch of 2 on one core it took 45 ms for Lite0, against 22 ms split).
+        size = self.plan(len(images))
+        chunks = [images[i:i + size] for i in range(0, len(images), size)]
 
         def stream(k: int) -> list[np.ndarray]:
             session = self._stream_sessions[k]
