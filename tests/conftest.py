@@ -14,3 +14,16 @@ import os  # noqa: E402
 import tempfile  # noqa: E402
 
 os.environ["EFFNET_CACHE"] = tempfile.mkdtemp(prefix="effnet-test-cache-")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def fashion_mnist() -> None:
+    """Skips the test unless Debian's Fashion-MNIST is installed (the real data of the slow tests)."""
+    from effnet.data.fashion_mnist import find_root
+
+    try:
+        find_root(None)
+    except (FileNotFoundError, OSError) as error:
+        pytest.skip(f"Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist): {error}")

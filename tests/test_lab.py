@@ -164,21 +164,11 @@ def test_ray_backend_on_a_local_instance(tmp_path):
     assert len(journal.load()) == len(trials)
 
 
-def _fashion_mnist_or_skip():
-    from effnet.data.fashion_mnist import find_root
-
-    try:
-        find_root(None)
-    except (FileNotFoundError, OSError) as error:
-        pytest.skip(f"Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist): {error}")
-
-
 TINY = Budget(epochs=1, train_subset=256, minival=128, batch_size=64)
 
 
 @pytest.mark.slow
-def test_real_trial_trains_on_fashion_mnist(tmp_path):
-    _fashion_mnist_or_skip()
+def test_real_trial_trains_on_fashion_mnist(tmp_path, fashion_mnist):
     from effnet.lab.trials import Trial, train_trial
 
     trial = Trial("scaling", "base", lab_base("fmnist_lab", resolution=12), TINY, seed=0)
@@ -189,10 +179,9 @@ def test_real_trial_trains_on_fashion_mnist(tmp_path):
 
 
 @pytest.mark.slow
-def test_quick_experiment_end_to_end_on_ray(tmp_path, capsys):
+def test_quick_experiment_end_to_end_on_ray(tmp_path, capsys, fashion_mnist):
     """The CLI, real training and the Ray backend together; a tiny budget keeps it short."""
     pytest.importorskip("ray")
-    _fashion_mnist_or_skip()
     from effnet.cli import main
 
     out = tmp_path / "exp"

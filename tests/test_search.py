@@ -224,14 +224,9 @@ def test_strategies_on_nas_bench_graph_write_a_summary_and_plot(tmp_path: Path) 
 
 
 @pytest.mark.slow
-def test_effnet_search_trains_real_candidates_on_fashion_mnist(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_effnet_search_trains_real_candidates_on_fashion_mnist(tmp_path: Path, capsys, fashion_mnist) -> None:  # type: ignore[no-untyped-def]
     from effnet.cli import main
-    from effnet.data.fashion_mnist import find_root
 
-    try:
-        find_root(None)
-    except (FileNotFoundError, OSError) as error:
-        pytest.skip(f"Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist): {error}")
     out = tmp_path / "search"
     argv = ["search-baseline", "fmnist", "--strategy", "ppo", "--trials", "3", "--round", "3", "--epochs", "1",
             "--train-subset", "256", "--minival", "128", "--workers", "1", "--out", str(out)]

@@ -109,14 +109,9 @@ def test_a_folder_without_a_search_says_how_to_make_one(tmp_path: Path, capsys) 
 
 
 @pytest.mark.slow
-def test_retrain_and_proxy_check_train_real_networks_on_fashion_mnist(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_retrain_and_proxy_check_train_real_networks_on_fashion_mnist(tmp_path: Path, capsys, fashion_mnist) -> None:  # type: ignore[no-untyped-def]
     from effnet.cli import main
-    from effnet.data.fashion_mnist import find_root
 
-    try:
-        find_root(None)
-    except (FileNotFoundError, OSError) as error:
-        pytest.skip(f"Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist): {error}")
     tiny = ["--epochs", "1", "--train-subset", "256", "--minival", "128", "--workers", "1"]
     search = tmp_path / "search"
     assert main(["search-baseline", "fmnist", "--strategy", "random", "--trials", "3", "--round", "3", *tiny,
