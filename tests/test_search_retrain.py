@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from effnet import count
+from effnet import count, get_spec
 from effnet.lab.experiments import RunOptions
 from effnet.lab.trials import Budget, Trial
 from effnet.search import decode, get_skeleton
@@ -70,6 +70,10 @@ def test_retraining_reads_the_test_set_and_resumes_from_its_journal(search: Path
     table = (out / "retrain.md").read_text()
     assert "hand-designed base" in table and "random, same MAdds" in table and "found-1" in table
     assert (out / "retrain.png").stat().st_size > 0
+    # Every contender as a network file the other commands read.
+    found_1 = get_spec(str(out / "networks" / "found-1.json"))
+    assert count(found_1).madds == rows[0]["madds"]
+    assert get_spec(str(out / "networks" / "base.json")).stages == get_skeleton("fmnist").reference.stages
     assert json.loads((out / "retrain.json").read_text())["budget"]["epochs"] == 4
 
 

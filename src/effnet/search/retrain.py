@@ -28,6 +28,7 @@ from ..lab.report import ci95
 from ..lab.runner import TrialFn, run_trials
 from ..lab.trials import Budget, Trial, train_trial
 from ..spec import NetworkSpec, StageSpec
+from ..spec_json import write_spec
 from .latency import cpu_latency_ms
 from .loop import STATE
 from .space import Skeleton, decode, get_skeleton
@@ -149,6 +150,12 @@ def retrain(searches: Sequence[str | Path], budget: Budget, options: RunOptions,
                "seeds": list(seeds), "random_seed": random_seed, "tolerance": tolerance, "rows": rows,
                "failed": [r.key for r in results if r.top1 is None]}
     out.mkdir(parents=True, exist_ok=True)
+    # Each contender as a network file (`effnet show`, `effnet experiment scaling`): found-1 is
+    # the best of all the searches pooled, chosen by reward, never by the test set.
+    (out / "networks").mkdir(exist_ok=True)
+    for c in chosen:
+        write_spec(network(skeleton, c), out / "networks" / f"{c.name}.json", retrain={"role": c.role, "name": c.name,
+                   "tokens": None if c.tokens is None else list(c.tokens), "proxy_reward": c.proxy_reward})
     (out / "retrain.json").write_text(json.dumps(summary, indent=2))
     (out / "retrain.md").write_text(retrain_markdown(summary))
     _plot(out / "retrain.png", rows, skeleton.name)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# After benchmarks/search_issue12.sh: issue #12's retraining table, proxy check and NAS +
+# scaling comparison, in order, each resumable from its journal (run this again after an
+# interruption: finished trainings are skipped).
+#   1. retrain from scratch: the top 3 of the three searches pooled (by reward), the hand-designed
+#      fmnist_lab and 3 random networks of its MAdds, 3 seeds, the lab's long budget; test top-1
+#   2. Kendall tau of the random search's proxy against 3x longer training, 10 networks
+#   3. NAS + scaling: compound scaling (phi 1, 2; the lab's coefficients; the default proxy;
+#      3 seeds) of the best found network and of the hand-designed base, the same way
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EFFNET=".venv/bin/effnet"
+S=benchmarks/results/search/fmnist
+"$EFFNET" search-retrain "$S/random-s0" "$S/ppo-s0" "$S/evolution-s0" --out "$S/retrain"
+"$EFFNET" search-proxy-check "$S/random-s0" --out "$S/proxy_check"
+for who in found-1 base; do
+    "$EFFNET" experiment scaling "$S/retrain/networks/$who.json" --methods compound --phis 1 2 --seeds 3 \
+        --coefficients benchmarks/results/lab/best.json --out "$S/scaled/$who"
+done
