@@ -222,19 +222,19 @@ def client_priority(nice: int):  # type: ignore[no-untyped-def]
             pass
 
 
-def server_buckets(port: int, code: str | None) -> dict[float, float]:
-    """The server's own histogram of classify durations for one status code (cumulative
-    counts by upper bound, from ``GET /metrics``): time inside the app, which excludes the
-    kernel's accept queue, the event loop's wait and the client."""
+def server_buckets(port: int, metric: str, code: str | None = None) -> dict[float, float]:
+    """One of the server's own histograms (cumulative counts by upper bound, from ``GET
+    /metrics``): ``effnet_request_duration_seconds`` of classify for one status ``code`` (time
+    inside the app, which excludes the kernel's accept queue, the loop's wait and the client),
+    or ``effnet_event_loop_lag_seconds``."""
     from prometheus_client.parser import text_string_to_metric_families
 
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
     buckets: dict[float, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if code is None and sample.name == "effnet_event_loop_lag_seconds_bucket" or (
-                    sample.name == "effnet_request_duration_seconds_bucket" and sample.labels.get("code") == code
-                    and sample.labels.get("endpoint", "").endswith("/classify")):
+            if sample.name == f"{metric}_bucket" and (code is None or (
+                    sample.labels.get("code") == code and sample.labels.get("endpoint", "").endswith("/classify"))):
                 buckets[float(sample.labels["le"])] = sample.value
     return buckets
 
@@ -248,6 +248,21 @@ def server_quantiles(before: dict[float, float], after: dict[float, float]) -> d
         return next((le * 1000 for le, c in counts.items() if total and c >= q * total), float("nan"))
     return {"count": total, "within_20ms": counts.get(0.02, 0.0) / total if total else float("nan"),
             "p50_bound_ms": bound(0.5), "p99_bound_ms": bound(0.99)}
+
+
+def half_and_overload(port: int, url: str, images: list[bytes], saturated: float, args: argparse.Namespace,
+                      ) -> tuple[dict[str, object], dict[str, object]]:
+    """Half load, then 2x overload (Poisson arrivals), each beside the server's own histograms
+    for the same interval: its 200s at half load; its 429s and its loop's lag under overload."""
+    duration, lag = "effnet_request_duration_seconds", "effnet_event_loop_lag_seconds"
+    before = server_buckets(port, duration, "200")
+    half = open_loop_prioritised(url, images, saturated / 2, args.seconds, args.client_nice)
+    half["server_200"] = server_quantiles(before, server_buckets(port, duration, "200"))
+    before, lagged = server_buckets(port, duration, "429"), server_buckets(port, lag)
+    over = open_loop_prioritised(url, images, saturated * 2, 10.0, args.client_nice)
+    over["server_429"] = server_quantiles(before, server_buckets(port, duration, "429"))
+    over["server_loop_lag"] = server_quantiles(lagged, server_buckets(port, lag))
+    return half, over
 
 
 def open_loop_prioritised(url: str, images: list[bytes], rate: float, seconds: float, nice: int) -> dict[str, object]:
@@ -291,13 +306,7 @@ def main() -> None:
             ours[f"c{c}"] = hey(url, body, requests=n(guess, args.seconds), concurrency=c)
             guess = float(ours[f"c{c}"]["img_per_s"])  # type: ignore[arg-type]
         saturated = float(ours["c32"]["img_per_s"])  # type: ignore[arg-type]
-        before = server_buckets(server.port, "200")
-        ours["half_load"] = open_loop_prioritised(url, images, saturated / 2, args.seconds, args.client_nice)
-        ours["half_load"]["server_200"] = server_quantiles(before, server_buckets(server.port, "200"))
-        before, lag = server_buckets(server.port, "429"), server_buckets(server.port, None)
-        ours["overload_2x"] = open_loop_prioritised(url, images, saturated * 2, 10.0, args.client_nice)
-        ours["overload_2x"]["server_429"] = server_quantiles(before, server_buckets(server.port, "429"))
-        ours["overload_2x"]["server_loop_lag"] = server_quantiles(lag, server_buckets(server.port, None))
+        ours["half_load"], ours["overload_2x"] = half_and_overload(server.port, url, images, saturated, args)
         for name in ("c1", "c8", "c32", "half_load", "overload_2x"):
             print(name, ours[name], flush=True)
         served = sum(int(v["requests"]) for v in ours.values()) + 100  # type: ignore[index]
@@ -342,21 +351,16 @@ def overload_only(server: Server, url: str, body: Path, images: list[bytes], arg
     try:
         hey(url, body, requests=100, concurrency=4)
         saturated = float(hey(url, body, requests=600, concurrency=32)["img_per_s"])  # type: ignore[arg-type]
-        before = server_buckets(server.port, "200")
-        half = open_loop_prioritised(url, images, saturated / 2, args.seconds, args.client_nice)
-        print(f"half load: p50 {half['p50_ms']:.1f}, p99 {half['p99_ms']:.1f} ms; inside the app "
-              f"{server_quantiles(before, server_buckets(server.port, '200'))}; client loop lag "
-              f"{half['client_loop_lag']}", flush=True)
-        before, lag = server_buckets(server.port, "429"), server_buckets(server.port, None)
-        over = open_loop_prioritised(url, images, saturated * 2, 10.0, args.client_nice)
-        inside = server_quantiles(before, server_buckets(server.port, "429"))
-        inside["loop_lag"] = server_quantiles(lag, server_buckets(server.port, None))
+        half, over = half_and_overload(server.port, url, images, saturated, args)
     finally:
         server.stop()
+    print(f"half load: p50 {half['p50_ms']:.1f}, p99 {half['p99_ms']:.1f} ms; inside the app {half['server_200']}; "
+          f"client loop lag {half['client_loop_lag']}", flush=True)
     print(f"saturated {saturated:.1f} img/s; 2x overload: codes {over['codes']}, elapsed {over['elapsed']:.1f} s, "
           f"429 p50 {over['rejected_429']['p50_ms']:.1f} / p99 {over['rejected_429']['p99_ms']:.1f} / max "
           f"{over['rejected_429']['max_ms']:.1f} ms; accepted p50 {over['p50_ms']:.0f} / p99 {over['p99_ms']:.0f} ms; "
-          f"inside the app: {inside}; client loop lag {over['client_loop_lag']}")
+          f"inside the app: {over['server_429']}, loop lag {over['server_loop_lag']}; client loop lag "
+          f"{over['client_loop_lag']}")
 
 
 def checks(r: dict) -> dict[str, object]:  # type: ignore[type-arg]

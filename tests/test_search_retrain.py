@@ -14,10 +14,10 @@ from effnet import count, get_spec
 from effnet.lab.experiments import RunOptions
 from effnet.lab.trials import Budget, Trial
 from effnet.search import decode, get_skeleton
-from effnet.search.space import describe
+from effnet.search.space import describe, describe_spec
 from effnet.search.loop import SearchConfig, run_search
 from effnet.search.proxy_check import proxy_check, spread
-from effnet.search.retrain import contenders, random_same_madds, read_search, retrain, stages
+from effnet.search.retrain import contenders, random_same_madds, read_search, retrain
 
 from .lab_trials import counted_trial, trial_with_test_set
 
@@ -41,7 +41,7 @@ def test_contenders_are_the_best_found_the_base_and_random_networks_of_its_madds
     for c in chosen[4:]:
         assert abs(count(decode(skeleton, c.tokens)).madds / target - 1) <= 0.1
     assert len({c.tokens for c in chosen}) == 7
-    assert describe(skeleton, chosen[0].tokens) == stages(decode(skeleton, chosen[0].tokens))
+    assert describe(skeleton, chosen[0].tokens) == describe_spec(decode(skeleton, chosen[0].tokens))
     assert contenders([found], top=3, randoms=3, seed=5)[1] == chosen       # the draw is seeded
     assert contenders([found], top=3, randoms=3, seed=6)[1][4:] != chosen[4:]
     with pytest.raises(ValueError, match="distinct networks; --top 40"):

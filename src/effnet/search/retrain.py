@@ -27,11 +27,11 @@ from ..lab.journal import Journal
 from ..lab.report import ci95
 from ..lab.runner import TrialFn, run_trials
 from ..lab.trials import Budget, Trial, train_trial
-from ..spec import NetworkSpec, StageSpec
+from ..spec import NetworkSpec
 from ..spec_json import write_spec
 from .latency import cpu_latency_ms
 from .loop import STATE
-from .space import Skeleton, decode, get_skeleton
+from .space import Skeleton, decode, describe_spec, get_skeleton
 
 ROLES = {"found": "found by the search", "base": "hand-designed base", "random": "random, same MAdds"}
 
@@ -141,7 +141,7 @@ def retrain(searches: Sequence[str | Path], budget: Budget, options: RunOptions,
         mean, std, half = ci95(tests) if tests else (math.nan, math.nan, math.nan)
         spec = network(skeleton, c)
         counts = count(spec)
-        rows.append({**asdict(c), "tokens": None if c.tokens is None else list(c.tokens), "network": stages(spec),
+        rows.append({**asdict(c), "tokens": None if c.tokens is None else list(c.tokens), "network": describe_spec(spec),
                      "seeds": len(tests), "test_top1": tests, "test_mean": mean, "test_std": std, "test_ci95": half,
                      "minival_mean": _mean([r.top1 for r in mine if r.top1 is not None]),
                      "madds": counts.madds, "params": counts.params,
@@ -166,17 +166,6 @@ def network(skeleton: Skeleton, contender: Contender) -> NetworkSpec:
     if contender.tokens is None:
         return skeleton.reference
     return decode(skeleton, contender.tokens, name=f"{skeleton.name}_{contender.name}")
-
-
-def stages(spec: NetworkSpec) -> list[str]:
-    """One line per stage in the paper's words (also for the reference, which may lie
-    outside the space, so not from tokens)."""
-    def name(st: StageSpec) -> str:
-        if st.kind == "mbconv":
-            return "SepConv" if st.expand_ratio == 1 else f"MBConv{st.expand_ratio:g}"
-        return {"fused": f"FusedMBConv{st.expand_ratio:g}", "ds": "DSConv", "conv": "Conv"}.get(st.kind, st.kind)
-    return [f"{name(st)} k{st.kernel}{' SE' if st.se_ratio else ''}"
-            f"{'' if st.skip else ' noskip'} x{st.repeats}, {st.out_channels} ch, stride {st.stride}" for st in spec.stages]
 
 
 def _mean(values: Sequence[float]) -> float:

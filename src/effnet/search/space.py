@@ -36,7 +36,6 @@ from ..zoo import get_spec
 
 # (kind, expand ratio) of each ConvOp choice.
 CONV_OPS = (("conv", 1.0), ("mbconv", 1.0), ("mbconv", 3.0), ("mbconv", 6.0))
-CONV_OP_NAMES = ("conv", "sepconv", "mbconv3", "mbconv6")
 KERNELS = (3, 5)
 SE_RATIOS = (0.0, 0.25)
 SKIPS = (True, False)           # identity, none
@@ -153,12 +152,14 @@ def encode(skeleton: Skeleton, spec: NetworkSpec) -> tuple[int, ...]:
 
 def describe(skeleton: Skeleton, tokens: Sequence[int]) -> list[str]:
     """One line per stage, in the paper's words (e.g. ``MBConv6 k5 SE x3, 40 ch``)."""
-    tokens = check_tokens(skeleton, tokens)
-    spec = decode(skeleton, tokens)
-    lines = []
-    for s, stage in enumerate(spec.stages):
-        op = CONV_OP_NAMES[tokens[s * TOKENS_PER_STAGE]]
-        label = {"conv": "Conv", "sepconv": "SepConv", "mbconv3": "MBConv3", "mbconv6": "MBConv6"}[op]
-        lines.append(f"{label} k{stage.kernel}{' SE' if stage.se_ratio else ''}{'' if stage.skip else ' noskip'} "
-                     f"x{stage.repeats}, {stage.out_channels} ch, stride {stage.stride}")
-    return lines
+    return describe_spec(decode(skeleton, check_tokens(skeleton, tokens)))
+
+
+def describe_spec(spec: NetworkSpec) -> list[str]:
+    """The same lines from a spec, so also for a network outside the space (a hand design)."""
+    def name(stage: StageSpec) -> str:
+        if stage.kind == "mbconv":
+            return "SepConv" if stage.expand_ratio == 1 else f"MBConv{stage.expand_ratio:g}"
+        return {"fused": f"FusedMBConv{stage.expand_ratio:g}", "ds": "DSConv", "conv": "Conv"}.get(stage.kind, stage.kind)
+    return [f"{name(stage)} k{stage.kernel}{' SE' if stage.se_ratio else ''}{'' if stage.skip else ' noskip'} "
+            f"x{stage.repeats}, {stage.out_channels} ch, stride {stage.stride}" for stage in spec.stages]
