@@ -1,7 +1,7 @@
 """`effnet serve` under load on this machine: loopback, Lite0 (official weights) at 224 px,
 onnxruntime, 2 threads. Closed-loop load comes from hey (Debian's Go load generator, one
-320 x 240 JPEG of a real photo per request); open-loop load (Poisson arrivals, for half load
-and overload) from an async httpx client in this process. Both share the two cores with the
+320 x 240 JPEG of a real photo per request); open-loop load (Poisson or paced arrivals, for half
+load and overload) from an aiohttp client in this process. Both share the two cores with the
 server, as any load generator on one machine must. ``--client-nice -10`` runs the open-loop
 client ahead of the server (where the OS allows it): a check on whether the client's own lag
 is what the overload latencies record (measured: it is not, docs/serve.md).
@@ -102,6 +102,75 @@ def offline_apart(images: list[bytes]) -> dict[str, float]:
         return pool.submit(offline, images, Path(tmp)).result()
 
 
+def batch_seconds(max_batch: int) -> list[float]:
+    """Seconds the server's runtime takes for a batch of 1 .. ``max_batch`` preprocessed images:
+    onnxruntime as `effnet serve --runtime onnx --threads 2` builds it (one session per core,
+    no spinning), median of 15 after 3 warm-ups."""
+    torch.set_num_threads(2)
+    model = runtime_model(effnet.create_model(MODEL, weights="lite0.official"), "onnx", threads=2, spin=False,
+                          batch=max_batch)
+    times = []
+    with torch.inference_mode():
+        for b in range(1, max_batch + 1):
+            x = torch.randn(b, 3, 224, 224)
+            runs = []
+            for i in range(18):
+                start = time.perf_counter()
+                model(x)
+                if i >= 3:
+                    runs.append(time.perf_counter() - start)
+            times.append(statistics.median(runs))
+    return times
+
+
+def batch_seconds_apart(max_batch: int) -> list[float]:
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(batch_seconds, max_batch).result()
+
+
+def ideal_batcher(batch_s: list[float], saturated: float, rate: float, seconds: float, *, arrivals: str = "poisson",
+                  runs: int = 200, seed: int = 0) -> dict[str, object]:
+    """What the half-load latencies of a perfect batching server would be: a simulated queue
+    with no client, no loop lag and no scheduling noise. Requests arrive as the benchmark sends
+    them; whenever the server is idle it takes everything waiting (up to ``len(batch_s)``) as one
+    batch, which costs the runtime's measured time plus the per-image work outside it (HTTP,
+    decoding: what the measured saturated throughput leaves over, ``1/saturated - t(B)/B``).
+    Returns the p50, p99 and the goal's ratio p99 / (2 p50 + 5 ms) over ``runs`` runs as long
+    as the benchmark's (median and 10th-90th percentile), and for one run 100x as long.
+    A queue model is written by hand here: no library simulates this batching policy."""
+    max_batch = len(batch_s)
+    per_image = max(0.0, 1.0 / saturated - batch_s[-1] / max_batch)
+    cost = [0.0] + [t + b * per_image for b, t in enumerate(batch_s, start=1)]
+
+    def one(count: int, rng: random.Random) -> tuple[float, float]:
+        t, arrived = 0.0, []
+        for _ in range(count):
+            t += rng.expovariate(rate) if arrivals == "poisson" else 1.0 / rate
+            arrived.append(t)
+        latencies, free, i = [], 0.0, 0
+        while i < count:
+            start = max(free, arrived[i])
+            j = i
+            while j < count and j - i < max_batch and arrived[j] <= start:
+                j += 1
+            free = start + cost[j - i]
+            latencies += [free - a for a in arrived[i:j]]
+            i = j
+        p50, p99 = np.percentile(np.array(latencies) * 1000, [50, 99])
+        return float(p50), float(p99)
+
+    rng = random.Random(seed)
+    count = max(1, int(rate * seconds))
+    samples = [one(count, rng) for _ in range(runs)]
+    ratios = [p99 / (2 * p50 + 5.0) for p50, p99 in samples]
+    long_p50, long_p99 = one(count * 100, rng)
+    spread = lambda v: [float(np.percentile(v, q)) for q in (50, 10, 90)]  # noqa: E731
+    return {"arrivals": arrivals, "rate": rate, "per_image_outside_ms": per_image * 1000,
+            "batch_ms": [t * 1000 for t in batch_s], "p50_ms": spread([p for p, _ in samples]),
+            "p99_ms": spread([p for _, p in samples]), "ratio": spread(ratios),
+            "long_run": {"p50_ms": long_p50, "p99_ms": long_p99, "ratio": long_p99 / (2 * long_p50 + 5.0)}}
+
+
 class Server:
     def __init__(self, args: list[str], port: int) -> None:
         self.port = port
@@ -159,20 +228,33 @@ def hey(url: str, body: Path, *, requests: int, concurrency: int, rate: float | 
             "rejected_429": percentiles(by_code.get("429", []))}
 
 
-async def open_loop(url: str, images: list[bytes], rate: float, seconds: float, seed: int = 0) -> dict[str, object]:
-    """Poisson arrivals at ``rate`` per second whatever the server does (an open loop, which
-    hey's fixed-rate workers are not), from an async httpx client in this process."""
+async def open_loop(url: str, images: list[bytes], rate: float, seconds: float, seed: int = 0,
+                    arrivals: str = "poisson") -> dict[str, object]:
+    """Arrivals at ``rate`` per second whatever the server does (an open loop, which hey's
+    fixed-rate workers are not): Poisson (exponential gaps) or ``paced`` (equal gaps), from an
+    aiohttp client in this process. aiohttp, not httpx: its C HTTP parser costs the shared
+    cores a fraction of httpx's per request, and the client's own lag is in every latency it
+    records (session 7's httpx client was late by up to 464 ms under 2x overload)."""
+    import aiohttp
+
     rng = random.Random(seed)
     by_code: dict[str, list[float]] = {}
-    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=None, max_keepalive_connections=512)) as client:
+    slow_429: list[tuple[float, float]] = []   # (seconds into the run, ms) of refusals slower than 20 ms
+    headers = {"content-type": "image/jpeg"}
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as client:
         async def one(i: int) -> None:
             start = time.perf_counter()
             try:
-                r = await client.post(url, content=images[i % len(images)], headers={"content-type": "image/jpeg"})
-                code = str(r.status_code)
-            except httpx.HTTPError as error:
+                async with client.post(url, data=images[i % len(images)], headers=headers) as r:
+                    await r.read()
+                    code = str(r.status)
+            except (TimeoutError, aiohttp.ClientError) as error:
                 code = type(error).__name__
-            by_code.setdefault(code, []).append(time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            by_code.setdefault(code, []).append(seconds)
+            if code == "429" and seconds > 0.02:
+                slow_429.append((round(start - began, 3), round(seconds * 1000, 1)))
 
         lags: list[float] = []
         running = True
@@ -185,10 +267,10 @@ async def open_loop(url: str, images: list[bytes], rate: float, seconds: float, 
 
         watcher = asyncio.ensure_future(watch())
         tasks = []
-        start = time.perf_counter()
+        began = start = time.perf_counter()
         due, i = start, 0
         while due - start < seconds:
-            due += rng.expovariate(rate)
+            due += rng.expovariate(rate) if arrivals == "poisson" else 1.0 / rate
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             tasks.append(asyncio.ensure_future(one(i)))
             i += 1
@@ -197,10 +279,10 @@ async def open_loop(url: str, images: list[bytes], rate: float, seconds: float, 
         running = False
         await watcher
     ok = by_code.get("200", [])
-    return {"rate": rate, "seconds": seconds, "requests": i, "elapsed": elapsed,
+    return {"rate": rate, "seconds": seconds, "arrivals": arrivals, "requests": i, "elapsed": elapsed,
             "codes": {code: len(v) for code, v in sorted(by_code.items())},
             "lost": sum(len(v) for code, v in by_code.items() if not code.isdigit()),
-            **percentiles(ok), "rejected_429": percentiles(by_code.get("429", [])),
+            **percentiles(ok), "rejected_429": percentiles(by_code.get("429", [])), "slow_429": sorted(slow_429)[:50],
             "client_loop_lag": percentiles(lags)}
 
 
@@ -250,14 +332,19 @@ def server_quantiles(before: dict[float, float], after: dict[float, float]) -> d
             "p50_bound_ms": bound(0.5), "p99_bound_ms": bound(0.99)}
 
 
-def half_and_overload(port: int, url: str, images: list[bytes], saturated: float, args: argparse.Namespace,
-                      ) -> tuple[dict[str, object], dict[str, object]]:
-    """Half load, then 2x overload (Poisson arrivals), each beside the server's own histograms
-    for the same interval: its 200s at half load; its 429s and its loop's lag under overload."""
+def half_and_overload(port: int, url: str, images: list[bytes], saturated: float, batch_s: list[float],
+                      args: argparse.Namespace) -> tuple[dict[str, object], dict[str, object]]:
+    """Half load (Poisson arrivals, then the same rate paced, each beside the queue model's
+    prediction), then 2x overload (Poisson), each beside the server's own histograms for the
+    same interval: its 200s at half load; its 429s and its loop's lag under overload."""
     duration, lag = "effnet_request_duration_seconds", "effnet_event_loop_lag_seconds"
     before = server_buckets(port, duration, "200")
     half = open_loop_prioritised(url, images, saturated / 2, args.seconds, args.client_nice)
     half["server_200"] = server_quantiles(before, server_buckets(port, duration, "200"))
+    paced = open_loop_prioritised(url, images, saturated / 2, args.seconds, args.client_nice, arrivals="paced")
+    half["paced"] = {k: paced[k] for k in ("p50_ms", "p99_ms", "max_ms", "codes", "client_loop_lag")}
+    half["model"] = {arrivals: ideal_batcher(batch_s, saturated, saturated / 2, args.seconds, arrivals=arrivals)
+                     for arrivals in ("poisson", "paced")}
     before, lagged = server_buckets(port, duration, "429"), server_buckets(port, lag)
     over = open_loop_prioritised(url, images, saturated * 2, 10.0, args.client_nice)
     over["server_429"] = server_quantiles(before, server_buckets(port, duration, "429"))
@@ -265,9 +352,10 @@ def half_and_overload(port: int, url: str, images: list[bytes], saturated: float
     return half, over
 
 
-def open_loop_prioritised(url: str, images: list[bytes], rate: float, seconds: float, nice: int) -> dict[str, object]:
+def open_loop_prioritised(url: str, images: list[bytes], rate: float, seconds: float, nice: int,
+                          arrivals: str = "poisson") -> dict[str, object]:
     with client_priority(nice) as ran_at:
-        return {**asyncio.run(open_loop(url, images, rate, seconds)), "client_nice": ran_at}
+        return {**asyncio.run(open_loop(url, images, rate, seconds, arrivals=arrivals)), "client_nice": ran_at}
 
 
 def main() -> None:
@@ -282,8 +370,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     images = photos(64)
+    batch_s = batch_seconds_apart(8)   # before any server starts: the runtime alone on the cores
     result: dict[str, object] = {"machine": {"cpu": cpu_peak(2), "platform": platform.platform(), "cores": os.cpu_count()},
-                                 "model": MODEL, "weights": "lite0.official", "runtime": "onnx", "threads": 2}
+                                 "model": MODEL, "weights": "lite0.official", "runtime": "onnx", "threads": 2,
+                                 "batch_ms": [t * 1000 for t in batch_s]}
     if not args.overload_only:
         result["offline"] = off = offline_apart([images[1]] * 64)  # the JPEG the servers get
         print("offline", off, flush=True)
@@ -297,7 +387,7 @@ def main() -> None:
     server = Server([*effnet_cmd, "--port", "8011", "--max-batch", "8"], 8011)
     ours: dict[str, object] = {}
     if args.overload_only:
-        return overload_only(server, url, body, images, args)
+        return overload_only(server, url, body, images, batch_s, args)
     try:
         hey(url, body, requests=100, concurrency=4)                             # warm-up
         ours["c1"] = hey(url, body, requests=300, concurrency=1)
@@ -306,7 +396,7 @@ def main() -> None:
             ours[f"c{c}"] = hey(url, body, requests=n(guess, args.seconds), concurrency=c)
             guess = float(ours[f"c{c}"]["img_per_s"])  # type: ignore[arg-type]
         saturated = float(ours["c32"]["img_per_s"])  # type: ignore[arg-type]
-        ours["half_load"], ours["overload_2x"] = half_and_overload(server.port, url, images, saturated, args)
+        ours["half_load"], ours["overload_2x"] = half_and_overload(server.port, url, images, saturated, batch_s, args)
         for name in ("c1", "c8", "c32", "half_load", "overload_2x"):
             print(name, ours[name], flush=True)
         served = sum(int(v["requests"]) for v in ours.values()) + 100  # type: ignore[index]
@@ -346,19 +436,22 @@ def main() -> None:
     print(to_markdown(result))
 
 
-def overload_only(server: Server, url: str, body: Path, images: list[bytes], args: argparse.Namespace) -> None:
+def overload_only(server: Server, url: str, body: Path, images: list[bytes], batch_s: list[float],
+                  args: argparse.Namespace) -> None:
     """Saturation, then 2x overload: the quick loop for work on the overload path."""
     try:
         hey(url, body, requests=100, concurrency=4)
         saturated = float(hey(url, body, requests=600, concurrency=32)["img_per_s"])  # type: ignore[arg-type]
-        half, over = half_and_overload(server.port, url, images, saturated, args)
+        half, over = half_and_overload(server.port, url, images, saturated, batch_s, args)
     finally:
         server.stop()
+    print(f"runtime alone, batch 1..8: {', '.join(f'{t * 1000:.1f}' for t in batch_s)} ms", flush=True)
     print(f"half load: p50 {half['p50_ms']:.1f}, p99 {half['p99_ms']:.1f} ms; inside the app {half['server_200']}; "
-          f"client loop lag {half['client_loop_lag']}", flush=True)
+          f"client loop lag {half['client_loop_lag']}; paced: {half['paced']}; model: {half['model']}", flush=True)
     print(f"saturated {saturated:.1f} img/s; 2x overload: codes {over['codes']}, elapsed {over['elapsed']:.1f} s, "
           f"429 p50 {over['rejected_429']['p50_ms']:.1f} / p99 {over['rejected_429']['p99_ms']:.1f} / max "
-          f"{over['rejected_429']['max_ms']:.1f} ms; accepted p50 {over['p50_ms']:.0f} / p99 {over['p99_ms']:.0f} ms; "
+          f"{over['rejected_429']['max_ms']:.1f} ms (slower than 20 ms: {over['slow_429']}); "
+          f"accepted p50 {over['p50_ms']:.0f} / p99 {over['p99_ms']:.0f} ms; "
           f"inside the app: {over['server_429']}, loop lag {over['server_loop_lag']}; client loop lag "
           f"{over['client_loop_lag']}")
 
@@ -371,6 +464,8 @@ def checks(r: dict) -> dict[str, object]:  # type: ignore[type-arg]
         "batching_on_vs_off_c32": ours["c32"]["img_per_s"] / ours["no_batching_c32"]["img_per_s"],
         "added_latency_c1_p50_ms": ours["c1"]["p50_ms"] - off["batch1_p50_ms"],
         "half_load_p99_over_2p50_plus_delay": half["p99_ms"] / (2 * half["p50_ms"] + 5.0),
+        "half_load_paced_p99_over_2p50_plus_delay": half["paced"]["p99_ms"] / (2 * half["paced"]["p50_ms"] + 5.0),
+        "half_load_model_ratio": {k: v["ratio"] for k, v in half["model"].items()},
         "overload_codes": over["codes"],
         "overload_lost": over["lost"],
         "overload_429_max_ms": over["rejected_429"]["max_ms"],
@@ -405,7 +500,16 @@ def to_markdown(r: dict) -> str:  # type: ignore[type-arg]
     lines += ["", f"Half load ({half['rate']:.1f} req/s, Poisson arrivals, {half['seconds']:.0f} s): "
               f"p50 {half['p50_ms']:.1f} ms, p99 {half['p99_ms']:.1f} ms, codes {half['codes']}; inside the app p50 <= "
               f"{half['server_200']['p50_bound_ms']:g}, p99 <= {half['server_200']['p99_bound_ms']:g} ms; the client's "
-              f"loop late by p99 {half['client_loop_lag']['p99_ms']:.1f} ms.",
+              f"loop late by p99 {half['client_loop_lag']['p99_ms']:.1f} ms. The same rate paced (equal gaps): p50 "
+              f"{half['paced']['p50_ms']:.1f}, p99 {half['paced']['p99_ms']:.1f} ms, codes {half['paced']['codes']}.",
+              "", "The queue model (`ideal_batcher`: a perfect batching server, no client, no noise; runtime alone "
+              f"for batch 1..8: {', '.join(f'{t:.1f}' for t in r['batch_ms'])} ms, plus "
+              f"{half['model']['poisson']['per_image_outside_ms']:.1f} ms a image outside it, from the saturated "
+              "throughput), over 200 runs as long as the measurement (median, 10th-90th percentile):", "",
+              "| arrivals | p50 ms | p99 ms | p99 / (2 p50 + 5 ms) | one run 100x as long |", "|---|---|---|---|---|",
+              *(f"| {k} | {m['p50_ms'][0]:.1f} ({m['p50_ms'][1]:.1f}-{m['p50_ms'][2]:.1f}) | {m['p99_ms'][0]:.1f} "
+                f"({m['p99_ms'][1]:.1f}-{m['p99_ms'][2]:.1f}) | {m['ratio'][0]:.2f} ({m['ratio'][1]:.2f}-{m['ratio'][2]:.2f}) "
+                f"| {m['long_run']['ratio']:.2f} |" for k, m in half["model"].items()), "",
               f"2x overload ({over['rate']:.1f} req/s, Poisson arrivals, {over['seconds']:.0f} s): codes {over['codes']}, "
               f"{over['lost']} without an answer; 429 answered in p50 {over['rejected_429']['p50_ms']:.1f} / p99 "
               f"{over['rejected_429']['p99_ms']:.1f} / max {over['rejected_429']['max_ms']:.1f} ms; accepted p50 "
@@ -421,7 +525,10 @@ def to_markdown(r: dict) -> str:  # type: ignore[type-arg]
               f"| saturated (c32) / offline batch 8 | >= 0.85 | {c['saturated_vs_offline_batch8']:.2f} |",
               f"| batching on / off at c32 | >= 1.2 | {c['batching_on_vs_off_c32']:.2f} |",
               f"| added p50 latency at c1 over offline batch 1 | <= 5 ms | {c['added_latency_c1_p50_ms']:.1f} ms |",
-              f"| half-load p99 / (2 p50 + 5 ms) | <= 1 | {c['half_load_p99_over_2p50_plus_delay']:.2f} |",
+              f"| half-load p99 / (2 p50 + 5 ms), Poisson arrivals | <= 1 | {c['half_load_p99_over_2p50_plus_delay']:.2f} "
+              f"(queue model: {c['half_load_model_ratio']['poisson'][0]:.2f}) |",
+              f"| the same, paced arrivals | <= 1 | {c['half_load_paced_p99_over_2p50_plus_delay']:.2f} "
+              f"(queue model: {c['half_load_model_ratio']['paced'][0]:.2f}) |",
               f"| 2x overload: codes, unanswered | 200/429 only, 0 | {c['overload_codes']}, {c['overload_lost']} |",
               f"| 2x overload: every 429 | < 20 ms | p50 {c['overload_429_p50_ms']:.1f}, p99 {c['overload_429_p99_ms']:.1f}, "
               f"max {c['overload_429_max_ms']:.1f} ms |",

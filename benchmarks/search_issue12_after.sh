@@ -11,7 +11,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 EFFNET=".venv/bin/effnet"
 S=benchmarks/results/search/fmnist
-"$EFFNET" search-retrain "$S/random-s0" "$S/ppo-s0" "$S/evolution-s0" --out "$S/retrain"
+# Pool the searches that have finished their 100 candidates (evolution is optional in #12: "if
+# the budget allows"); a search finished later joins on the next run and the journal keeps the rest.
+searches=()
+for strategy in random ppo evolution; do
+    journal="$S/$strategy-s0/journal.jsonl"
+    if [ -f "$journal" ] && [ "$(grep -c '"top1"' "$journal")" -ge 100 ]; then searches+=("$S/$strategy-s0"); fi
+done
+"$EFFNET" search-retrain "${searches[@]}" --out "$S/retrain"
 "$EFFNET" search-proxy-check "$S/random-s0" --out "$S/proxy_check"
 for who in found-1 base; do
     "$EFFNET" experiment scaling "$S/retrain/networks/$who.json" --methods compound --phis 1 2 --seeds 3 \
