@@ -1,9 +1,12 @@
 """What a search found, retrained from scratch beside the hand design and random networks of
 the same MAdds (issue #12's table): does the search beat the design, and does it beat luck?
 
-Contenders: the top ``top`` distinct networks of one or more searches (by reward), the
-skeleton's reference network (the hand-designed base) and ``randoms`` networks drawn
+Contenders: the top ``top`` distinct networks of one or more searches (by reward), the ``near``
+best (by proxy top-1) whose cost lies within ``tolerance`` of the search's target T (a soft
+reward may prefer a much smaller network; these are the ones to hold against the base at its
+size), the skeleton's reference network (the hand-designed base) and ``randoms`` networks drawn
 uniformly from the same space until their MAdds lie within ``tolerance`` of the base's. Each
+row also gets the search's own reward computed from its test top-1. Each
 trains with the same budget and seeds, ranked on minival as in the search; the test set is
 read once per training, here and nowhere else in a search (``Trial.on_test``).
 """
@@ -30,10 +33,12 @@ from ..lab.trials import Budget, Trial, train_trial
 from ..spec import NetworkSpec
 from ..spec_json import write_spec
 from .latency import cpu_latency_ms
-from .loop import STATE
+from .loop import STATE, SearchConfig, default_target
+from .rewards import Reward
 from .space import Skeleton, decode, describe_spec, get_skeleton
 
-ROLES = {"found": "found by the search", "base": "hand-designed base", "random": "random, same MAdds"}
+ROLES = {"found": "found by the search", "near": "found by the search, near T", "base": "hand-designed base",
+         "random": "random, same MAdds"}
 
 
 @dataclass(frozen=True)
@@ -105,14 +110,27 @@ def random_same_madds(skeleton: Skeleton, n: int, *, seed: int = 0, tolerance: f
                      f"{draws:,} draws; allow a larger tolerance")
 
 
-def contenders(searches: Sequence[Search], *, top: int = 3, randoms: int = 3, seed: int = 0,
+def search_reward(searches: Sequence[Search]) -> tuple[Reward, str]:
+    """The first search's reward (its kind and resolved target T) and its cost (madds | latency)."""
+    config = SearchConfig(**searches[0].config)
+    return Reward(config.reward, default_target(config)), config.cost
+
+
+def contenders(searches: Sequence[Search], *, top: int = 3, near: int = 1, randoms: int = 3, seed: int = 0,
                tolerance: float = 0.1) -> tuple[Skeleton, list[Contender]]:
     skeleton = skeleton_of(searches)
-    found = ranked(searches)[:top]
+    pooled = ranked(searches)
+    found = pooled[:top]
     if len(found) < top:
         raise ValueError(f"the searches trained only {len(found)} distinct networks; --top {top} needs more")
     chosen = [Contender("found", f"found-{i}", tuple(r["tokens"]), r["top1"], r["reward"])
               for i, r in enumerate(found, 1)]
+    target = search_reward(searches)[0].target
+    taken = {c.tokens for c in chosen}
+    at_target = sorted((r for r in pooled if abs(r["cost"] / target - 1) <= tolerance and tuple(r["tokens"]) not in taken),
+                       key=lambda r: -r["top1"])[:near]
+    chosen += [Contender("near", f"near-{i}", tuple(r["tokens"]), r["top1"], r["reward"])
+               for i, r in enumerate(at_target, 1)]
     chosen.append(Contender("base", "base", None))
     exclude = [c.tokens for c in chosen if c.tokens is not None]
     chosen += [Contender("random", f"random-{i}", tokens) for i, tokens in
@@ -120,13 +138,14 @@ def contenders(searches: Sequence[Search], *, top: int = 3, randoms: int = 3, se
     return skeleton, chosen
 
 
-def retrain(searches: Sequence[str | Path], budget: Budget, options: RunOptions, *, top: int = 3, randoms: int = 3,
-            seeds: Sequence[int] = (0, 1, 2), random_seed: int = 0, tolerance: float = 0.1,
+def retrain(searches: Sequence[str | Path], budget: Budget, options: RunOptions, *, top: int = 3, near: int = 1,
+            randoms: int = 3, seeds: Sequence[int] = (0, 1, 2), random_seed: int = 0, tolerance: float = 0.1,
             trial_fn: TrialFn = train_trial, latency: bool = True) -> dict[str, Any]:
     """Train every contender with every seed (journaled: an interrupted run resumes) and
     write ``retrain.{json,md,png}`` under ``options.out_dir``; returns the summary."""
     found = [read_search(folder) for folder in searches]
-    skeleton, chosen = contenders(found, top=top, randoms=randoms, seed=random_seed, tolerance=tolerance)
+    skeleton, chosen = contenders(found, top=top, near=near, randoms=randoms, seed=random_seed, tolerance=tolerance)
+    reward, cost = search_reward(found)
     out = Path(options.out_dir)
     trials = [Trial("retrain", c.role, network(skeleton, c), budget, seed, data_dir=options.data_dir,
                     run_dir=str(out / "trials"), labels=(("network", c.name),), on_test=True)
@@ -141,12 +160,15 @@ def retrain(searches: Sequence[str | Path], budget: Budget, options: RunOptions,
         mean, std, half = ci95(tests) if tests else (math.nan, math.nan, math.nan)
         spec = network(skeleton, c)
         counts = count(spec)
+        latency_ms = cpu_latency_ms(spec) if latency else None
+        its_cost = counts.madds if cost == "madds" else latency_ms
         rows.append({**asdict(c), "tokens": None if c.tokens is None else list(c.tokens), "network": describe_spec(spec),
                      "seeds": len(tests), "test_top1": tests, "test_mean": mean, "test_std": std, "test_ci95": half,
+                     "test_reward": reward(mean / 100, its_cost) if tests and its_cost is not None else None,
                      "minival_mean": _mean([r.top1 for r in mine if r.top1 is not None]),
-                     "madds": counts.madds, "params": counts.params,
-                     "latency_ms": cpu_latency_ms(spec) if latency else None})
+                     "madds": counts.madds, "params": counts.params, "latency_ms": latency_ms})
     summary = {"searches": [str(s.folder) for s in found], "skeleton": skeleton.name, "budget": asdict(budget),
+               "reward": {"kind": reward.kind, "target": reward.target, "cost": cost},
                "seeds": list(seeds), "random_seed": random_seed, "tolerance": tolerance, "rows": rows,
                "failed": [r.key for r in results if r.top1 is None]}
     out.mkdir(parents=True, exist_ok=True)
@@ -177,15 +199,18 @@ def retrain_markdown(summary: dict[str, Any]) -> str:
     lines = [f"Retrained from scratch on the {summary['skeleton']} skeleton: {b['epochs']} epochs x "
              f"{b['train_subset'] or 'all'} training images, seeds {summary['seeds']}, checkpoint chosen on "
              f"{b['minival']} minival images, test top-1 on the 10,000 test images (95% t-interval over seeds). "
-             "CPU latency: batch 1, one thread, BN folded.", "",
-             "| network | role | test top-1 (%) | minival top-1 (%) | search proxy top-1 (%) | MAdds | params | "
-             "CPU ms | stages |", "|---|---|---|---|---|---|---|---|---|"]
+             "CPU latency: batch 1, one thread, BN folded. Test reward: the search's reward "
+             f"({summary['reward']['kind']}, T = {summary['reward']['target']:,.0f} {summary['reward']['cost']}) of the "
+             "mean test top-1.", "",
+             "| network | role | test top-1 (%) | test reward | minival top-1 (%) | search proxy top-1 (%) | MAdds | params | "
+             "CPU ms | stages |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in summary["rows"]:
         interval = f" ± {r['test_ci95']:.2f}" if r["seeds"] > 1 else ""
         proxy = f"{r['proxy_top1']:.2f}" if r["proxy_top1"] is not None else "-"
         latency = f"{r['latency_ms']:.2f}" if r["latency_ms"] is not None else "-"
+        test_reward = f"{r['test_reward']:.4f}" if r.get("test_reward") is not None else "-"
         lines.append(f"| {r['name']} | {ROLES[r['role']]} | {r['test_mean']:.2f}{interval} (n={r['seeds']}) | "
-                     f"{r['minival_mean']:.2f} | {proxy} | {r['madds'] / 1e6:.2f} M | {r['params']:,} | {latency} | "
+                     f"{test_reward} | {r['minival_mean']:.2f} | {proxy} | {r['madds'] / 1e6:.2f} M | {r['params']:,} | {latency} | "
                      f"{'; '.join(r['network'])} |")
     return "\n".join(lines) + "\n"
 
@@ -193,7 +218,7 @@ def retrain_markdown(summary: dict[str, Any]) -> str:
 def _plot(path: Path, rows: list[dict[str, Any]], skeleton: str) -> None:
     fig = Figure(figsize=(7, 4.2))  # no pyplot: no global figure state, no GUI backend
     ax = fig.subplots()
-    for role, colour in (("found", "tab:green"), ("base", "tab:red"), ("random", "tab:gray")):
+    for role, colour in (("found", "tab:green"), ("near", "tab:olive"), ("base", "tab:red"), ("random", "tab:gray")):
         mine = [r for r in rows if r["role"] == role and r["seeds"]]
         if mine:
             ax.errorbar([r["madds"] / 1e6 for r in mine], [r["test_mean"] for r in mine],
