@@ -2,7 +2,7 @@
 # After benchmarks/search_issue12.sh: issue #12's retraining table, proxy check and NAS +
 # scaling comparison, in order, each resumable from its journal (run this again after an
 # interruption: finished trainings are skipped).
-#   1. retrain from scratch: the top 3 of the three searches pooled (by reward), the hand-designed
+#   1. retrain from scratch: the top 3 of the searches pooled (by reward), the best within 10% of T, the hand-designed
 #      fmnist_lab and 3 random networks of its MAdds, 3 seeds, the lab's long budget; test top-1
 #   2. Kendall tau of the random search's proxy against 3x longer training, 10 networks
 #   3. NAS + scaling: compound scaling (phi 1, 2; the lab's coefficients; the default proxy;
@@ -20,7 +20,7 @@ for strategy in random ppo evolution; do
 done
 "$EFFNET" search-retrain "${searches[@]}" --out "$S/retrain"
 "$EFFNET" search-proxy-check "$S/random-s0" --out "$S/proxy_check"
-for who in found-1 base; do
+for who in found-1 near-1 base; do
     "$EFFNET" experiment scaling "$S/retrain/networks/$who.json" --methods compound --phis 1 2 --seeds 3 \
         --coefficients benchmarks/results/lab/best.json --out "$S/scaled/$who"
 done

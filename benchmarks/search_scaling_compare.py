@@ -1,0 +1,102 @@
+"""Issue #12's NAS + scaling comparison: the networks the search found and the hand-designed
+base, each compound-scaled the same way (`benchmarks/search_issue12_after.sh` step 3), side
+by side: one accuracy-against-MAdds curve per network, and the difference to the base at each
+phi with a Welch 95% interval (the laboratory's `compare`, applied across experiments).
+
+    python benchmarks/search_scaling_compare.py [--scaled benchmarks/results/search/fmnist/scaled]
+
+Writes SCALED/comparison.{md,png}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+from pathlib import Path
+
+from matplotlib.figure import Figure
+from scipy import stats
+
+from effnet.lab.report import ci95
+
+HERE = Path(__file__).resolve().parent
+LABELS = {"found-1": "found-1 (best reward)", "near-1": "near-1 (best within 10% of T)",
+          "base": "hand-designed base (fmnist_lab)"}
+
+
+def read(folder: Path) -> dict[float, dict[str, object]]:
+    """phi -> MAdds, resolution and the seeds' minival top-1 of one scaled network."""
+    out: dict[float, dict[str, object]] = {}
+    with open(folder / "scaling.csv") as f:
+        for row in csv.DictReader(f):
+            if row["status"] != "ok":
+                continue
+            phi = float(row["label_phi"])
+            entry = out.setdefault(phi, {"madds": int(row["madds"]), "resolution": int(row["resolution"]), "top1": []})
+            entry["top1"].append(float(row["top1"]))  # type: ignore[union-attr]
+    return out
+
+
+def welch(a: list[float], b: list[float]) -> tuple[float, float, float]:
+    """Mean difference a - b, its Welch 95% half-interval and the p-value."""
+    va, vb = stats.tvar(a) / len(a), stats.tvar(b) / len(b)
+    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    diff = sum(a) / len(a) - sum(b) / len(b)
+    return diff, float(stats.t.ppf(0.975, dof)) * math.sqrt(va + vb), float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def difference(a: list[float], b: list[float]) -> str:
+    diff, interval, pvalue = welch(a, b)
+    return f"{diff:+.2f} ± {interval:.2f} (p = {pvalue:.2f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scaled", type=Path, default=HERE / "results" / "search" / "fmnist" / "scaled")
+    args = parser.parse_args()
+    networks = {name: read(args.scaled / name) for name in LABELS if (args.scaled / name / "scaling.csv").is_file()}
+    base = networks["base"]
+    lines = ["Compound scaling (the laboratory's coefficients, default proxy: 3 epochs x 10,000 images, 3 seeds, "
+             "minival top-1) of the networks the search found and of the hand-designed base. Difference: "
+             "network minus the base at the same phi, and minus the base's point nearest in MAdds (the iso-cost "
+             "view; the MAdds ratio beside it), Welch 95% intervals, points of top-1.", "",
+             "| network | phi | MAdds | resolution | minival top-1 (%) | minus the base, same phi | "
+             "minus the base nearest in MAdds |", "|---|---|---|---|---|---|---|"]
+    fig = Figure(figsize=(7, 4.5))  # no pyplot: no global figure state, no GUI backend
+    ax = fig.subplots()
+    for name, points in networks.items():
+        xs, ys, errs = [], [], []
+        for phi in sorted(points):
+            p = points[phi]
+            top1: list[float] = p["top1"]  # type: ignore[assignment]
+            mean, _, half = ci95(top1)
+            xs.append(p["madds"] / 1e6)  # type: ignore[operator]
+            ys.append(mean)
+            errs.append(0 if math.isnan(half) else half)
+            versus = nearest = "-"
+            if name != "base" and phi in base:
+                versus = difference(top1, base[phi]["top1"])  # type: ignore[arg-type]
+                other = min(base, key=lambda q: abs(math.log(base[q]["madds"] / p["madds"])))  # type: ignore[operator]
+                ratio = p["madds"] / base[other]["madds"]  # type: ignore[operator]
+                nearest = f"{difference(top1, base[other]['top1'])} vs phi {other:g}, MAdds x{ratio:.2f}"  # type: ignore[arg-type]
+            lines.append(f"| {name} | {phi:g} | {p['madds'] / 1e6:.2f} M | {p['resolution']} px | {mean:.2f} ± "  # type: ignore[operator]
+                         f"{half:.2f} (n={len(top1)}) | {versus} | {nearest} |")
+        ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=LABELS[name])
+        for x, y, phi in zip(xs, ys, sorted(points)):
+            ax.annotate(f"phi={phi:g}", (x, y), fontsize=7, xytext=(4, -10), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("multiply-adds (M, log scale)")
+    ax.set_ylabel("minival top-1 (%)")
+    ax.set_title("Searched vs hand-designed baseline, compound-scaled (Fashion-MNIST)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(args.scaled / "comparison.png", dpi=120)
+    (args.scaled / "comparison.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"plot: {args.scaled / 'comparison.png'}")
+
+
+if __name__ == "__main__":
+    main()
