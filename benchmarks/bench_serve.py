@@ -4,7 +4,8 @@ onnxruntime, 2 threads. Closed-loop load comes from hey (Debian's Go load genera
 load and overload) from an aiohttp client in this process. Both share the two cores with the
 server, as any load generator on one machine must. ``--client-nice -10`` runs the open-loop
 client ahead of the server (where the OS allows it): a check on whether the client's own lag
-is what the overload latencies record (measured: it is not, docs/serve.md).
+is what the overload latencies record (session 7, with httpx: it was not; the client then took
+the CPU the server's loop needs).
 
     python benchmarks/bench_serve.py [--seconds 15] [--out benchmarks/results]
 
@@ -128,6 +129,11 @@ def batch_seconds_apart(max_batch: int) -> list[float]:
         return pool.submit(batch_seconds, max_batch).result()
 
 
+def gap(rng: random.Random, rate: float, arrivals: str) -> float:
+    """Seconds to the next arrival: exponential (Poisson arrivals) or ``1 / rate`` (paced)."""
+    return rng.expovariate(rate) if arrivals == "poisson" else 1.0 / rate
+
+
 def ideal_batcher(batch_s: list[float], saturated: float, rate: float, seconds: float, *, arrivals: str = "poisson",
                   runs: int = 200, seed: int = 0) -> dict[str, object]:
     """What the half-load latencies of a perfect batching server would be: a simulated queue
@@ -145,7 +151,7 @@ def ideal_batcher(batch_s: list[float], saturated: float, rate: float, seconds: 
     def one(count: int, rng: random.Random) -> tuple[float, float]:
         t, arrived = 0.0, []
         for _ in range(count):
-            t += rng.expovariate(rate) if arrivals == "poisson" else 1.0 / rate
+            t += gap(rng, rate, arrivals)
             arrived.append(t)
         latencies, free, i = [], 0.0, 0
         while i < count:
@@ -161,7 +167,7 @@ def ideal_batcher(batch_s: list[float], saturated: float, rate: float, seconds: 
 
     rng = random.Random(seed)
     count = max(1, int(rate * seconds))
-    samples = [one(count, rng) for _ in range(runs)]
+    samples = [one(count, rng) for _ in range(runs if arrivals == "poisson" else 1)]  # paced: every run is the same
     ratios = [p99 / (2 * p50 + 5.0) for p50, p99 in samples]
     long_p50, long_p99 = one(count * 100, rng)
     spread = lambda v: [float(np.percentile(v, q)) for q in (50, 10, 90)]  # noqa: E731
@@ -270,7 +276,7 @@ async def open_loop(url: str, images: list[bytes], rate: float, seconds: float, 
         began = start = time.perf_counter()
         due, i = start, 0
         while due - start < seconds:
-            due += rng.expovariate(rate) if arrivals == "poisson" else 1.0 / rate
+            due += gap(rng, rate, arrivals)
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             tasks.append(asyncio.ensure_future(one(i)))
             i += 1

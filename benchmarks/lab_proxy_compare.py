@@ -13,11 +13,9 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from effnet.lab.report import Point
+from effnet.lab.report import Point, draw_scaling, label_accuracy_axes
 
 HERE = Path(__file__).resolve().parent
-STYLES = {"compound": ("tab:red", "o"), "width": ("tab:blue", "s"), "depth": ("tab:green", "^"),
-          "resolution": ("tab:purple", "D")}
 
 
 def main() -> None:
@@ -30,20 +28,10 @@ def main() -> None:
     panels = fig.subplots(1, 2, sharey=False)
     for ax, path in zip(panels, (args.short, args.long)):
         summary = json.loads(path.read_text())
-        points = [Point(**p) for p in summary["points"]]
-        phis = {p.phi for p in points if p.method != "base"}
-        base = [p for p in points if p.method == "base"]
-        for method, (colour, marker) in STYLES.items():
-            series = sorted(base + [p for p in points if p.method == method and p.phi in phis], key=lambda p: p.madds)
-            if len(series) > len(base):
-                ax.errorbar([p.madds / 1e6 for p in series], [p.mean for p in series], yerr=[p.ci95 for p in series],
-                            label=method, color=colour, marker=marker, capsize=3)
+        draw_scaling(ax, [Point(**p) for p in summary["points"]])
         b = summary["budget"]
-        ax.set_title(f"{b['epochs']} epochs x {b['train_subset']:,} images, {len(summary['seeds'])} seeds")
-        ax.set_xlabel("multiply-adds (M)")
-        ax.set_ylabel("minival top-1 (%)")
-        ax.grid(alpha=0.3)
-        ax.legend()
+        label_accuracy_axes(ax, f"{b['epochs']} epochs x {b['train_subset']:,} images, {len(summary['seeds'])} seeds",
+                            "multiply-adds (M)")
     fig.suptitle("fmnist_lab scaled by each method: the default proxy (left) and a 3x longer one (right)")
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)

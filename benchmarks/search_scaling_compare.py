@@ -1,7 +1,7 @@
 """Issue #12's NAS + scaling comparison: the networks the search found and the hand-designed
 base, each compound-scaled the same way (`benchmarks/search_issue12_after.sh` step 3), side
 by side: one accuracy-against-MAdds curve per network, and the difference to the base at each
-phi with a Welch 95% interval (the laboratory's `compare`, applied across experiments).
+phi with a Welch 95% interval (the laboratory's `welch`, applied across experiments).
 
     python benchmarks/search_scaling_compare.py [--scaled benchmarks/results/search/fmnist/scaled]
 
@@ -16,9 +16,8 @@ import math
 from pathlib import Path
 
 from matplotlib.figure import Figure
-from scipy import stats
 
-from effnet.lab.report import ci95
+from effnet.lab.report import ci95, label_accuracy_axes, welch
 
 HERE = Path(__file__).resolve().parent
 LABELS = {"found-1": "found-1 (best reward)", "near-1": "near-1 (best within 10% of T)",
@@ -38,17 +37,9 @@ def read(folder: Path) -> dict[float, dict[str, object]]:
     return out
 
 
-def welch(a: list[float], b: list[float]) -> tuple[float, float, float]:
-    """Mean difference a - b, its Welch 95% half-interval and the p-value."""
-    va, vb = stats.tvar(a) / len(a), stats.tvar(b) / len(b)
-    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    diff = sum(a) / len(a) - sum(b) / len(b)
-    return diff, float(stats.t.ppf(0.975, dof)) * math.sqrt(va + vb), float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-
-
 def difference(a: list[float], b: list[float]) -> str:
-    diff, interval, pvalue = welch(a, b)
-    return f"{diff:+.2f} ± {interval:.2f} (p = {pvalue:.2f})"
+    w = welch(a, b)
+    return f"{w['diff']:+.2f} ± {w['ci95']:.2f} (p = {w['p']:.2f})"
 
 
 def main() -> None:
@@ -86,11 +77,8 @@ def main() -> None:
         for x, y, phi in zip(xs, ys, sorted(points)):
             ax.annotate(f"phi={phi:g}", (x, y), fontsize=7, xytext=(4, -10), textcoords="offset points")
     ax.set_xscale("log")
-    ax.set_xlabel("multiply-adds (M, log scale)")
-    ax.set_ylabel("minival top-1 (%)")
-    ax.set_title("Searched vs hand-designed baseline, compound-scaled (Fashion-MNIST)")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    label_accuracy_axes(ax, "Searched vs hand-designed baseline, compound-scaled (Fashion-MNIST)",
+                        "multiply-adds (M, log scale)")
     fig.tight_layout()
     fig.savefig(args.scaled / "comparison.png", dpi=120)
     (args.scaled / "comparison.md").write_text("\n".join(lines) + "\n")

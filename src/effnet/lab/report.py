@@ -73,10 +73,8 @@ def summarise(results: Sequence[TrialResult], key: str = "phi") -> list[Point]:
     return points
 
 
-def compare(results: Sequence[TrialResult], method: str, against: str, phi: float) -> dict[str, float]:
-    """Difference of mean top-1 (method - against) at one phi with a Welch 95% interval."""
-    a = [r.top1 for r in results if r.method == method and r.labels.get("phi") == phi and r.top1 is not None]
-    b = [r.top1 for r in results if r.method == against and r.labels.get("phi") == phi and r.top1 is not None]
+def welch(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
+    """Difference of means (a - b) with a Welch 95% interval and the p-value (NaN below 2 each)."""
     if len(a) < 2 or len(b) < 2:
         return {"diff": (sum(a) / len(a) - sum(b) / len(b)) if a and b else math.nan, "ci95": math.nan, "p": math.nan}
     va, vb = stats.tvar(a) / len(a), stats.tvar(b) / len(b)
@@ -86,30 +84,49 @@ def compare(results: Sequence[TrialResult], method: str, against: str, phi: floa
     return {"diff": diff, "ci95": float(stats.t.ppf(0.975, dof)) * math.sqrt(va + vb), "p": float(test.pvalue)}
 
 
-def plot_scaling(points: Sequence[Point], path: Path, title: str) -> Path:
-    """Accuracy against MAdds with error bars, one line per scaling method (paper Figures 3/8)."""
+def compare(results: Sequence[TrialResult], method: str, against: str, phi: float) -> dict[str, float]:
+    """Difference of mean top-1 (method - against) at one phi with a Welch 95% interval."""
+    a = [r.top1 for r in results if r.method == method and r.labels.get("phi") == phi and r.top1 is not None]
+    b = [r.top1 for r in results if r.method == against and r.labels.get("phi") == phi and r.top1 is not None]
+    return welch(a, b)  # type: ignore[arg-type]
+
+
+SCALING_STYLES = {"compound": ("tab:red", "o", 2.2), "width": ("tab:blue", "s", 1.2),
+                  "depth": ("tab:green", "^", 1.2), "resolution": ("tab:purple", "D", 1.2)}
+
+
+def draw_scaling(ax, points: Sequence[Point]) -> None:  # type: ignore[no-untyped-def]
+    """One line per scaling method, each from the base, with error bars, on ``ax``."""
     base = [p for p in points if p.method == "base"]
-    fig = Figure(figsize=(7, 4.5))  # no pyplot: no global figure state, no GUI backend
-    ax = fig.subplots()
-    styles = {"compound": ("tab:red", "o", 2.2), "width": ("tab:blue", "s", 1.2),
-              "depth": ("tab:green", "^", 1.2), "resolution": ("tab:purple", "D", 1.2)}
-    for method, (color, marker, width) in styles.items():
+    for method, (color, marker, width) in SCALING_STYLES.items():
         series = sorted(base + [p for p in points if p.method == method], key=lambda p: p.madds)
         if len(series) <= len(base):
             continue
         ax.errorbar([p.madds / 1e6 for p in series], [p.mean for p in series],
                     yerr=[0 if math.isnan(p.ci95) else p.ci95 for p in series], label=method,
                     color=color, marker=marker, linewidth=width, capsize=3)
+
+
+def plot_scaling(points: Sequence[Point], path: Path, title: str) -> Path:
+    """Accuracy against MAdds with error bars, one line per scaling method (paper Figures 3/8)."""
+    fig = Figure(figsize=(7, 4.5))  # no pyplot: no global figure state, no GUI backend
+    ax = fig.subplots()
+    draw_scaling(ax, points)
     return _save_accuracy_plot(fig, ax, path, title, "multiply-adds (M)")
 
 
-def _save_accuracy_plot(fig: Figure, ax, path: Path, title: str, xlabel: str) -> Path:  # type: ignore[no-untyped-def]
-    """Labels, grid and legend of an accuracy-against-cost plot, then the PNG."""
+def label_accuracy_axes(ax, title: str, xlabel: str) -> None:  # type: ignore[no-untyped-def]
+    """Labels, grid and legend of an accuracy-against-cost plot."""
     ax.set_xlabel(xlabel)
     ax.set_ylabel("minival top-1 (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
+
+
+def _save_accuracy_plot(fig: Figure, ax, path: Path, title: str, xlabel: str) -> Path:  # type: ignore[no-untyped-def]
+    """:func:`label_accuracy_axes`, then the PNG."""
+    label_accuracy_axes(ax, title, xlabel)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

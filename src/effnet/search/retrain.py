@@ -6,9 +6,9 @@ best (by proxy top-1) whose cost lies within ``tolerance`` of the search's targe
 reward may prefer a much smaller network; these are the ones to hold against the base at its
 size), the skeleton's reference network (the hand-designed base) and ``randoms`` networks drawn
 uniformly from the same space until their MAdds lie within ``tolerance`` of the base's. Each
-row also gets the search's own reward computed from its test top-1. Each
 trains with the same budget and seeds, ranked on minival as in the search; the test set is
-read once per training, here and nowhere else in a search (``Trial.on_test``).
+read once per training, here and nowhere else in a search (``Trial.on_test``). Each row also
+gets its test reward: the search's own reward computed from its mean test top-1.
 """
 
 from __future__ import annotations
