@@ -10,13 +10,16 @@
 #   MobileNetV1/V2: the default proxy (3 epochs x 10,000 images): ~5-6 min a base trial, ~2-3 hours a
 #                   network on 2 cores
 #   ResNet-50:      2 epochs x 5,000 images (a third of the default's images): ~10 min a base trial,
-#                   ~4-5 hours on 2 cores (or the GPU machine)
+#                   ~4-5 hours on 2 cores (or the GPU machine: benchmarks/lab_issue16_device.sh)
+# EFFNET (default .venv/bin/effnet) and RUNNER (extra runner options, e.g. "--workers 16") come
+# from the environment, so the device script runs these same trials (same journal keys) elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EFFNET=".venv/bin/effnet"
-OUT=benchmarks/results/lab/table3
+EFFNET=${EFFNET:-.venv/bin/effnet}
+read -r -a RUNNER <<< "${RUNNER:-}"
+OUT=${TABLE3_OUT:-benchmarks/results/lab/table3}
 for network in mobilenet_v2 mobilenet_v1; do
-    "$EFFNET" experiment scaling "$network" --resolution 64 --phis 1 2 --seeds 2 --out "$OUT/$network"
+    $EFFNET experiment scaling "$network" --resolution 64 --phis 1 2 --seeds 2 "${RUNNER[@]}" --out "$OUT/$network"
 done
-"$EFFNET" experiment scaling resnet50 --resolution 64 --phis 1 2 --seeds 2 --epochs 2 --train-subset 5000 \
-    --out "$OUT/resnet50"
+$EFFNET experiment scaling resnet50 --resolution 64 --phis 1 2 --seeds 2 --epochs 2 --train-subset 5000 \
+    "${RUNNER[@]}" --out "$OUT/resnet50"

@@ -37,7 +37,8 @@ def write_table(results: Sequence[TrialResult], out_dir: Path, stem: str) -> Non
             for r in results]
     for row in rows:
         row.pop("labels", None)
-    (out_dir / f"{stem}.json").write_text(json.dumps([r.to_dict() for r in results], indent=2))
+    # keys sorted, as in the journal: a table rewritten from the journal reads the same
+    (out_dir / f"{stem}.json").write_text(json.dumps([r.to_dict() for r in results], indent=2, sort_keys=True))
     if rows:
         fields = list(dict.fromkeys(k for row in rows for k in row))
         with (out_dir / f"{stem}.csv").open("w", newline="") as file:
