@@ -198,6 +198,24 @@ def test_quick_experiment_end_to_end_on_ray(tmp_path, capsys, fashion_mnist):
     assert (out / "journal.jsonl").read_text().splitlines() == lines
 
 
+@pytest.mark.slow
+def test_width_grid_cli_on_real_data(tmp_path, capsys, fashion_mnist):
+    """`effnet experiment width-grid`: real trials, the table, the plot and the equal-MAdds reading."""
+    from effnet.cli import main
+
+    out = tmp_path / "grid"
+    argv = ["experiment", "width-grid", "--resolution", "10", "--widths", "1", "2.2", "--curves", "1,1", "2,1",
+            "--seeds", "1", "--epochs", "1", "--train-subset", "256", "--minival", "128", "--workers", "1",
+            "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["points"]) == 4 and not summary["failed"]
+    assert "equal MAdds" in printed and len(summary["equal_madds"]) >= 1
+    assert all(0 <= row["d=2, r=1"] <= 100 for row in summary["equal_madds"])
+    assert (out / "width_grid.png").stat().st_size > 10_000
+
+
 def test_scaling_takes_coefficients_from_a_search(tmp_path):
     import argparse
 
@@ -228,9 +246,31 @@ def test_width_grid_trials_follow_figure_4(tmp_path):
                                     configs=((1.0, 1.0), (2.0, 1.0)), seeds=(0, 1), trial_fn=counted_trial)
     assert len(summary["points"]) == 4 and all(p["n"] == 2 for p in summary["points"])
     assert {p["width"] for p in summary["points"]} == {1.0, 1.8}
+    assert summary["equal_madds"] and all(set(row) == {"madds", "d=1, r=1", "d=2, r=1"} for row in summary["equal_madds"])
     assert (tmp_path / "width_grid.png").stat().st_size > 0 and (tmp_path / "width_grid.csv").exists()
     with pytest.raises(SpecError, match="positive"):
         width_grid_trials(base, Budget(), widths=(0.0,))
+
+
+def test_width_grid_read_at_equal_madds():
+    from effnet.lab.report import Point
+    from effnet.lab.width_grid import accuracy_at, at_equal_madds
+
+    def point(curve, madds, mean):
+        return Point(curve, 1.0, madds, 0, 16, 2, mean, 0.0, 0.0)
+
+    shallow = [point("d=1", 100, 80.0), point("d=1", 400, 82.0), point("d=1", 1600, 83.0)]
+    deep = [point("d=2", 200, 81.0), point("d=2", 800, 85.0), point("d=2", 3200, 86.0)]
+    # linear in log MAdds: 200 lies halfway (in log) between 100 and 400
+    assert accuracy_at(shallow, 200) == pytest.approx(81.0)
+    assert accuracy_at(shallow, 400) == 82.0 and accuracy_at(shallow, 50) is None and accuracy_at(shallow, 1601) is None
+    rows = at_equal_madds(shallow + deep)
+    # only costs both curves span (200 ... 1600), every measured one of them, cheapest first
+    assert [r["madds"] for r in rows] == [200, 400, 800, 1600]
+    assert rows[0] == {"madds": 200, "d=1": pytest.approx(81.0), "d=2": 81.0}
+    assert rows[2]["d=1"] == pytest.approx(82.5) and rows[2]["d=2"] == 85.0
+    assert rows[3]["d=2"] == pytest.approx(85.5)
+    assert at_equal_madds([]) == [] and at_equal_madds(shallow + [point("far", 5000, 90.0)]) == []
 
 
 def test_search_coefficients_on_chosen_points_and_methods_subset(tmp_path):

@@ -94,5 +94,11 @@ def run_width_grid(args: argparse.Namespace) -> int:
             for p in summary["points"]]  # type: ignore[union-attr]
     print_table("minival top-1 by width, per (depth, resolution) curve",
                 ["curve", "width", "MAdds", "params", "res", "top-1", "95% CI", "seeds"], rows)
+    equal = summary["equal_madds"]
+    if equal:
+        curves = [k for k in equal[0] if k != "madds"]  # type: ignore[index]
+        print_table("top-1 at equal MAdds (Figure 4: which curve is higher at the same cost)",
+                    ["MAdds", *curves], [(f"{row['madds'] / 1e6:.2f}M", *(f"{row[c]:.2f}" for c in curves))
+                                         for row in equal])  # type: ignore[union-attr]
     print(f"plot: {args.out / 'width_grid.png'}; tables: {args.out / 'width_grid.csv'}")
     return 0

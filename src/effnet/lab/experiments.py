@@ -16,7 +16,7 @@ from .report import compare, plot_grid, plot_scaling, plot_width_grid, summarise
 from .runner import TrialFn, run_trials
 from .scaling_experiment import METHODS, scaling_trials
 from .trials import Budget, TrialResult, train_trial
-from .width_grid import CONFIGS, WIDTHS, width_grid_trials
+from .width_grid import CONFIGS, WIDTHS, at_equal_madds, width_grid_trials
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def width_grid_experiment(base: NetworkSpec, budget: Budget, options: RunOptions
                     f"{base.name} at {base.resolution} px: scaling width at different depth and resolution")
     summary = {"base": base.name, "widths": list(widths), "configs": [list(c) for c in configs], "seeds": list(seeds),
                "budget": asdict(budget), "points": [asdict(p) | {"width": p.phi} for p in points],
-               "failed": [r.key for r in results if r.top1 is None]}
+               "equal_madds": at_equal_madds(points), "failed": [r.key for r in results if r.top1 is None]}
     (options.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 

@@ -4,10 +4,12 @@ the observation that motivates compound scaling (section 3.2)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from ..scaling import Multipliers, scale_by
 from ..spec import NetworkSpec, SpecError
+from .report import Point
 from .trials import Budget, Trial
 
 # The paper's four curves: (depth, resolution) = (1, 1), (2, 1), (1, 1.3), (2, 1.3).
@@ -36,3 +38,32 @@ def width_grid_trials(base: NetworkSpec, budget: Budget, seeds: Sequence[int] = 
                                     labels=(("width", float(width)), ("depth", float(depth)),
                                             ("resolution", float(resolution))), **trial_fields))
     return trials
+
+
+def accuracy_at(curve: Sequence[Point], madds: float) -> float | None:
+    """A curve's mean top-1 at ``madds``, linear in log MAdds between its two nearest points
+    (Figure 4's axis); None outside the MAdds the curve spans."""
+    series = sorted(curve, key=lambda p: p.madds)
+    if not series or not series[0].madds <= madds <= series[-1].madds:
+        return None
+    for low, high in zip(series, series[1:]):
+        if low.madds <= madds <= high.madds:
+            if high.madds == low.madds:
+                return (low.mean + high.mean) / 2
+            t = math.log(madds / low.madds) / math.log(high.madds / low.madds)
+            return low.mean + t * (high.mean - low.mean)
+    return series[0].mean  # a one-point curve at exactly that cost
+
+
+def at_equal_madds(points: Sequence[Point]) -> list[dict[str, float]]:
+    """Figure 4 read at equal cost: at every measured MAdds that all curves span, each curve's
+    top-1 there (its own point or interpolated between two), cheapest first."""
+    curves: dict[str, list[Point]] = {}
+    for p in points:
+        curves.setdefault(p.method, []).append(p)
+    if not curves:
+        return []
+    low = max(min(p.madds for p in c) for c in curves.values())
+    high = min(max(p.madds for p in c) for c in curves.values())
+    costs = sorted({p.madds for p in points if low <= p.madds <= high})
+    return [{"madds": float(m)} | {label: accuracy_at(c, m) for label, c in curves.items()} for m in costs]
