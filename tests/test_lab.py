@@ -176,6 +176,56 @@ def test_real_trial_trains_on_fashion_mnist(tmp_path, fashion_mnist):
     assert result.status == "ok", result.error
     assert 0 <= result.top1 <= 100 and result.params == count(trial.spec).params
     assert result.network == trial.spec  # the spec survives the journal's JSON
+    # a damaged checkpoint in the trial's folder is not resumed and not fatal: the trial starts again
+    from effnet.lab.trials import trial_config
+    from effnet.train.checkpoint import LAST
+
+    folder = tmp_path / trial_config(trial).run.name
+    (folder / LAST).write_bytes(b"not a checkpoint")
+    again = train_trial(trial, out_dir=str(tmp_path))
+    assert again.status == "ok" and again.top1 == result.top1
+
+
+RESUMABLE = """
+import sys
+from effnet.lab.bases import lab_base
+from effnet.lab.trials import Budget, Trial, train_trial
+trial = Trial("scaling", "base", lab_base("fmnist_lab", resolution=12),
+              Budget(epochs=3, train_subset=1024, minival=256, batch_size=64, threads=1), seed=0, run_dir=sys.argv[1])
+print(train_trial(trial).top1)
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_trial_resumes_from_its_checkpoint(tmp_path, fashion_mnist, capfd):
+    """SIGKILL mid-trial (a session's end): the next run continues from the last epoch's
+    checkpoint in the trial's own folder and ends exactly where an uninterrupted run does."""
+    from effnet.lab.trials import Trial
+    from effnet.train.checkpoint import LAST
+
+    script = tmp_path / "trial.py"
+    script.write_text(RESUMABLE)
+    whole = subprocess.run([sys.executable, str(script), str(tmp_path / "whole")], capture_output=True, text=True,
+                           check=True)
+    expected = float(whole.stdout.split()[-1])
+    child = subprocess.Popen([sys.executable, str(script), str(tmp_path / "killed")], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "killed").glob(f"*/{LAST}")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    child.kill()
+    child.wait()
+    folders = list((tmp_path / "killed").iterdir())
+    assert len(folders) == 1 and (folders[0] / LAST).is_file()
+    trial = Trial("scaling", "base", lab_base("fmnist_lab", resolution=12),
+                  Budget(epochs=3, train_subset=1024, minival=256, batch_size=64, threads=1), seed=0)
+    assert folders[0].name == f"{trial.spec.name}-seed0-{trial.key}"  # the trial's own folder, found again
+    resumed = subprocess.run([sys.executable, str(script), str(tmp_path / "killed")], capture_output=True, text=True,
+                             check=True)
+    assert "resuming" in resumed.stdout + resumed.stderr
+    assert float(resumed.stdout.split()[-1]) == expected
+    # and the run that got to the end keeps no second folder: one trial, one folder
+    assert len(list((tmp_path / "killed").iterdir())) == 1
 
 
 @pytest.mark.slow

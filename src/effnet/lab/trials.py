@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..counting import count
 from ..spec import NetworkSpec
 from ..spec_json import spec_from_dict, spec_to_dict
-from ..train import train
+from ..train import TrainResult, train
+from ..train.checkpoint import LAST, check_resumable, load_checkpoint
 from ..train.config import Config
 
 
@@ -122,17 +125,46 @@ def trial_config(trial: Trial, out_dir: str | None = None) -> Config:
     config.model.channels_last = True  # the faster layout for these small nets on CPU (measured)
     config.run.progress = False
     config.run.tensorboard = False
+    # One folder per trial, named by its key: an interrupted trial finds its own checkpoint again.
+    config.run.name = f"{trial.spec.name}-seed{trial.seed}-{trial.key}"
     if out_dir is not None:
         config.run.out_dir = out_dir
     return config
 
 
+def _train_or_resume(config: Config, spec: NetworkSpec) -> TrainResult:
+    """Train, or continue from the last epoch's checkpoint when an earlier process was stopped
+    mid-trial (a session's end, a kill): resume is exact, so the result is the same either way."""
+    folder = Path(config.run.out_dir) / config.run.name
+    if _resumable(folder / LAST):
+        result = train(config, resume=folder, spec=spec)
+        if result.history:
+            return result
+        # every epoch had run, but the result never reached the journal: its record is not here
+    if folder.exists():
+        shutil.rmtree(folder)  # a stale folder (no checkpoint yet, or finished): start clean
+    return train(config, spec=spec)
+
+
+def _resumable(path: Path) -> bool:
+    """Whether ``path`` is a checkpoint a resume can continue (one another version of effnet
+    wrote, or a damaged file, is not: the trial then starts again rather than failing)."""
+    if not path.is_file():
+        return False
+    try:
+        check_resumable(load_checkpoint(path), path)
+    except (OSError, ValueError):  # load_checkpoint's WeightsError is a ValueError
+        return False
+    return True
+
+
 def train_trial(trial: Trial, out_dir: str | None = None) -> TrialResult:
     """Train and evaluate one trial on the minival split (top-1 of the last epoch), and with
-    ``on_test`` the chosen checkpoint on the test set too."""
+    ``on_test`` the chosen checkpoint on the test set too. A trial stopped mid-way continues
+    from its last epoch (``wall_s`` then counts the continuing process only)."""
     start = time.perf_counter()
     try:
-        result = train(trial_config(trial, out_dir or trial.run_dir), spec=trial.spec)
+        result = _train_or_resume(trial_config(trial, out_dir or trial.run_dir), trial.spec)
         top1 = float(result.history[-1]["val_top1"])
         test_top1 = float(result.test["top1"]) if trial.on_test and result.test else None
     except Exception as error:  # noqa: BLE001 - a failed trial is recorded, not fatal to the experiment
