@@ -102,7 +102,7 @@ def width_grid_experiment(base: NetworkSpec, budget: Budget, options: RunOptions
     write_table(results, options.out_dir, "width_grid")
     points = summarise(results, key="width")
     plot_width_grid(points, options.out_dir / "width_grid.png",
-                    f"{base.name} at {base.resolution} px: scaling width at different depth and resolution")
+                    f"{base.name} at {base.resolution} px: scaling width at different depth and resolution", results)
     summary = {"base": base.name, "widths": list(widths), "configs": [list(c) for c in configs], "seeds": list(seeds),
                "budget": asdict(budget), "points": [asdict(p) | {"width": p.phi} for p in points],
                "equal_madds": at_equal_madds(points), "failed": [r.key for r in results if r.top1 is None]}

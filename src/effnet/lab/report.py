@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 from scipy import stats
 
 from .trials import TrialResult
@@ -157,18 +158,24 @@ def plot_grid(results: Sequence[TrialResult], path: Path, title: str) -> Path:
     return path
 
 
-def plot_width_grid(points: Sequence[Point], path: Path, title: str) -> Path:
-    """Figure 4's shape: top-1 against MAdds as width grows, one curve per (depth, resolution)."""
-    fig = Figure(figsize=(7, 4.5))  # no pyplot: no global figure state, no GUI backend
+def plot_width_grid(points: Sequence[Point], path: Path, title: str,
+                    results: Sequence[TrialResult] = ()) -> Path:
+    """Figure 4's shape: top-1 against MAdds as width grows, one curve per (depth, resolution):
+    the mean over seeds as a line, each seed's trial as a dot (with two seeds a t-interval is
+    twelve standard errors wide and hides the curves)."""
+    fig = Figure(figsize=(7.5, 4.8))  # no pyplot: no global figure state, no GUI backend
     ax = fig.subplots()
-    for curve, color in zip(dict.fromkeys(p.method for p in points), ("tab:blue", "tab:green", "tab:orange", "tab:red",
-                                                                       "tab:purple", "tab:brown")):
+    colors = ("tab:blue", "tab:green", "tab:orange", "tab:red", "tab:purple", "tab:brown")
+    for curve, color in zip(dict.fromkeys(p.method for p in points), colors):
         series = sorted((p for p in points if p.method == curve), key=lambda p: p.madds)
-        ax.errorbar([p.madds / 1e6 for p in series], [p.mean for p in series],
-                    yerr=[0 if math.isnan(p.ci95) else p.ci95 for p in series], label=curve, color=color,
-                    marker="o", capsize=3)
+        ax.plot([p.madds / 1e6 for p in series], [p.mean for p in series], label=curve, color=color, marker="o")
+        seeds = [r for r in results if r.method == curve and r.top1 is not None]
+        ax.scatter([r.madds / 1e6 for r in seeds], [r.top1 for r in seeds], color=color, s=12, alpha=0.45)
         for p in series:
             ax.annotate(f"w={p.phi:g}", (p.madds / 1e6, p.mean), textcoords="offset points", xytext=(4, -10),
                         fontsize=7, color=color)
     ax.set_xscale("log")
-    return _save_accuracy_plot(fig, ax, path, title, "multiply-adds (M, log scale)")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())  # 2, 5, 10, 20 M rather than 2 x 10^0
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    return _save_accuracy_plot(fig, ax, path, title, "multiply-adds (M, log scale); dots: single seeds, lines: means")
