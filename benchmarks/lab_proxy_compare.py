@@ -13,7 +13,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from effnet.lab.report import Point, draw_scaling, label_accuracy_axes
+from effnet.lab.report import Point, draw_scaling, label_accuracy_axes, save_png
 
 HERE = Path(__file__).resolve().parent
 
@@ -33,9 +33,7 @@ def main() -> None:
         label_accuracy_axes(ax, f"{b['epochs']} epochs x {b['train_subset']:,} images, {len(summary['seeds'])} seeds",
                             "multiply-adds (M)")
     fig.suptitle("fmnist_lab scaled by each method: the default proxy (left) and a 3x longer one (right)")
-    fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=120)
+    save_png(fig, args.out)
     print(f"plot: {args.out}")
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from effnet.lab import Journal
-from effnet.lab.report import Point, compare, draw_scaling, label_accuracy_axes, summarise
+from effnet.lab.report import Point, compare, draw_scaling, label_accuracy_axes, save_png, summarise
 
 HERE = Path(__file__).resolve().parent
 NETWORKS = {"mobilenet_v1": "MobileNetV1", "mobilenet_v2": "MobileNetV2", "resnet50": "ResNet-50"}
@@ -93,9 +93,7 @@ def main() -> None:
             draw_scaling(ax, points)
             label_accuracy_axes(ax, f"{NETWORKS[network]} at 64 px", "multiply-adds (M)")
         fig.suptitle("Table 3 on Fashion-MNIST: compound vs single-dimension scaling at matched MAdds")
-        fig.tight_layout()
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(args.out, dpi=120)
+        save_png(fig, args.out)
         print(f"table: {args.root / 'table3.md'}; plot: {args.out}")
 
 

@@ -126,13 +126,18 @@ def label_accuracy_axes(ax, title: str, xlabel: str) -> None:  # type: ignore[no
     ax.legend()
 
 
-def _save_accuracy_plot(fig: Figure, ax, path: Path, title: str, xlabel: str) -> Path:  # type: ignore[no-untyped-def]
-    """:func:`label_accuracy_axes`, then the PNG."""
-    label_accuracy_axes(ax, title, xlabel)
+def save_png(fig: Figure, path: Path) -> Path:
+    """The figure, laid out, as a PNG at ``path`` (its folder made if need be)."""
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     return path
+
+
+def _save_accuracy_plot(fig: Figure, ax, path: Path, title: str, xlabel: str) -> Path:  # type: ignore[no-untyped-def]
+    """:func:`label_accuracy_axes`, then the PNG."""
+    label_accuracy_axes(ax, title, xlabel)
+    return save_png(fig, path)
 
 
 def plot_grid(results: Sequence[TrialResult], path: Path, title: str) -> Path:
