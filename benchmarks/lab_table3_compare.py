@@ -17,11 +17,12 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from effnet.lab import Journal
+from effnet.lab.scaling_experiment import DIMENSIONS
 from effnet.lab.report import Point, compare, draw_scaling, label_accuracy_axes, save_png, summarise
 
 HERE = Path(__file__).resolve().parent
 NETWORKS = {"mobilenet_v1": "MobileNetV1", "mobilenet_v2": "MobileNetV2", "resnet50": "ResNet-50"}
-METHODS = ("width", "depth", "resolution")
+METHODS = DIMENSIONS
 # The paper's Table 3 (ImageNet top-1 %, FLOPS in B): the base, each dimension scaled about 4x
 # in FLOPS, and compound scaling (MobileNetV1 has no depth row there).
 PAPER = {

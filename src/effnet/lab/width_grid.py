@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
 from ..scaling import Multipliers, scale_by
 from ..spec import NetworkSpec, SpecError
 from .report import Point
@@ -46,13 +48,7 @@ def accuracy_at(curve: Sequence[Point], madds: float) -> float | None:
     series = sorted(curve, key=lambda p: p.madds)
     if not series or not series[0].madds <= madds <= series[-1].madds:
         return None
-    for low, high in zip(series, series[1:]):
-        if low.madds <= madds <= high.madds:
-            if high.madds == low.madds:
-                return (low.mean + high.mean) / 2
-            t = math.log(madds / low.madds) / math.log(high.madds / low.madds)
-            return low.mean + t * (high.mean - low.mean)
-    return series[0].mean  # a one-point curve at exactly that cost
+    return float(np.interp(math.log(madds), [math.log(p.madds) for p in series], [p.mean for p in series]))
 
 
 def at_equal_madds(points: Sequence[Point]) -> list[dict[str, float]]:
