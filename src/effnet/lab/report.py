@@ -123,7 +123,8 @@ def label_accuracy_axes(ax, title: str, xlabel: str) -> None:  # type: ignore[no
     ax.set_ylabel("minival top-1 (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:  # a panel of a run just begun may hold only the base
+        ax.legend()
 
 
 def save_png(fig: Figure, path: Path) -> Path:
