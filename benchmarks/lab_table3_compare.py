@@ -16,7 +16,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from effnet.lab import Journal
+from effnet.lab import Journal, TrialResult
 from effnet.lab.scaling_experiment import DIMENSIONS
 from effnet.lab.report import Point, compare, draw_scaling, label_accuracy_axes, save_png, summarise
 
@@ -51,10 +51,10 @@ def _paper(network: str, method: str) -> str:
     return "-" if entry is None else f"{entry[0]:.1f} ({entry[1]:g} B)"
 
 
-def table(root: Path) -> tuple[str, dict[str, list[Point]]]:
+def table(root: Path) -> tuple[str, dict[str, tuple[list[Point], list[TrialResult]]]]:
     lines = ["| network | method | paper (ImageNet, ~4x FLOPS) | ours, phi = 1 (MAdds, x base) | ours, phi = 2 |",
              "|---|---|---|---|---|"]
-    verdicts, found = [], {}
+    verdicts, found = [], {}  # found: network -> (points, results)
     for network, name in NETWORKS.items():
         journal = root / network / "journal.jsonl"
         results = list(Journal(journal).load().values()) if journal.exists() else []
@@ -62,7 +62,7 @@ def table(root: Path) -> tuple[str, dict[str, list[Point]]]:
         if not points:
             lines.append(f"| {name} | not run yet | | | |")
             continue
-        found[network] = points
+        found[network] = points, results
         for method in ("base", *METHODS, "compound"):
             label = f"**{method}**" if method == "compound" else method
             at_phi2 = "(the same base)" if method == "base" else _cell(points, method, 2.0)
@@ -93,9 +93,9 @@ def main() -> None:
     if found:
         fig = Figure(figsize=(5 * len(found), 4.5))  # no pyplot: no global figure state, no GUI backend
         panels = fig.subplots(1, len(found), squeeze=False)[0]
-        for ax, (network, points) in zip(panels, found.items()):
-            draw_scaling(ax, points)
-            label_accuracy_axes(ax, f"{NETWORKS[network]} at 64 px", "multiply-adds (M)")
+        for ax, (network, (points, results)) in zip(panels, found.items()):
+            draw_scaling(ax, points, results)
+            label_accuracy_axes(ax, f"{NETWORKS[network]} at 64 px", "multiply-adds (M); dots: single seeds, lines: means")
         fig.suptitle("Table 3 on Fashion-MNIST: compound vs single-dimension scaling at matched MAdds")
         save_png(fig, args.out)
         print(f"table: {args.root / 'table3.md'}; plot: {args.out}")

@@ -14,7 +14,7 @@ from effnet.lab import Budget, Journal, constraint_grid, match_madds, run_trials
 from effnet.lab.bases import lab_base
 from effnet.lab.coefficients import coefficient_trials
 from effnet.lab.matching import scale_one
-from effnet.lab.report import ci95, compare, summarise
+from effnet.lab.report import ci95, compare, draw_scaling, summarise
 from effnet.lab.scaling_experiment import scaling_trials
 from effnet.spec import SpecError
 
@@ -145,6 +145,26 @@ def test_confidence_intervals_and_comparison():
     compound = next(p.mean for p in points if p.method == "compound")
     width = next(p.mean for p in points if p.method == "width")
     assert diff["diff"] == pytest.approx(compound - width)
+
+
+def test_scaling_plot_with_seeds_draws_each_trial_and_no_error_bars():
+    from matplotlib.collections import PathCollection
+    from matplotlib.container import ErrorbarContainer
+    from matplotlib.figure import Figure
+
+    trials = scaling_trials(lab_base("fmnist_lab"), [1, 2], Budget(), seeds=(0, 1), methods=("width",))
+    results = run_trials(trials, None, trial_fn=counted_trial, progress=False)
+    points = summarise(results)
+    with_bars, with_seeds = Figure().subplots(), Figure().subplots()
+    draw_scaling(with_bars, points)
+    draw_scaling(with_seeds, points, results)
+    assert [c.get_label() for c in with_bars.containers if isinstance(c, ErrorbarContainer)] == ["width"]
+    assert not with_seeds.containers
+    dots = [c for c in with_seeds.collections if isinstance(c, PathCollection)]
+    assert len(dots) == 1 and len(dots[0].get_offsets()) == 4  # width at phi 1 and 2, two seeds each
+    assert sorted(line.get_label() for line in with_seeds.lines) == ["base", "width"]
+    width_line = next(line for line in with_seeds.lines if line.get_label() == "width")
+    assert list(width_line.get_ydata()) == [p.mean for p in sorted(points, key=lambda p: p.madds)]
 
 
 def test_lab_base_adapts_registered_networks():

@@ -97,16 +97,26 @@ SCALING_STYLES = {"compound": ("tab:red", "o", 2.2), "width": ("tab:blue", "s", 
                   "depth": ("tab:green", "^", 1.2), "resolution": ("tab:purple", "D", 1.2)}
 
 
-def draw_scaling(ax, points: Sequence[Point]) -> None:  # type: ignore[no-untyped-def]
-    """One line per scaling method, each from the base, with error bars, on ``ax``."""
+def draw_scaling(ax, points: Sequence[Point], results: Sequence[TrialResult] = ()) -> None:  # type: ignore[no-untyped-def]
+    """One line per scaling method, each from the base, on ``ax``: with error bars, or, given the
+    ``results``, with each seed's trial as a dot instead (with two seeds a t-interval is twelve
+    standard errors wide and runs past 100%)."""
     base = [p for p in points if p.method == "base"]
+    if results and base:
+        ax.plot([p.madds / 1e6 for p in base], [p.mean for p in base], color="black", marker="*", markersize=11,
+                linestyle="none", label="base", zorder=3)
     for method, (color, marker, width) in SCALING_STYLES.items():
         series = sorted(base + [p for p in points if p.method == method], key=lambda p: p.madds)
         if len(series) <= len(base):
             continue
-        ax.errorbar([p.madds / 1e6 for p in series], [p.mean for p in series],
-                    yerr=[0 if math.isnan(p.ci95) else p.ci95 for p in series], label=method,
-                    color=color, marker=marker, linewidth=width, capsize=3)
+        xs, ys = [p.madds / 1e6 for p in series], [p.mean for p in series]
+        if results:
+            ax.plot(xs, ys, label=method, color=color, marker=marker, linewidth=width)
+            seeds = [r for r in results if r.method == method and r.top1 is not None]
+            ax.scatter([r.madds / 1e6 for r in seeds], [r.top1 for r in seeds], color=color, s=14, alpha=0.45)
+        else:
+            ax.errorbar(xs, ys, yerr=[0 if math.isnan(p.ci95) else p.ci95 for p in series], label=method,
+                        color=color, marker=marker, linewidth=width, capsize=3)
 
 
 def plot_scaling(points: Sequence[Point], path: Path, title: str) -> Path:
