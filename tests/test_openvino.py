@@ -50,7 +50,15 @@ def test_openvino_runner_says_which_precision_ran_and_checks_shapes(tmp_path):
     assert np.abs(f32(x) - model(x).detach().numpy()).max() <= TOL
     bf16 = OpenVinoRunner(tmp_path / "m.onnx", threads=1, precision="bf16")
     assert bf16.precision == ("bf16" if _cpu_has_bf16() else "f32")  # never claims bf16 it did not run
-    assert np.abs(bf16(x) - model(x).detach().numpy()).max() <= (0.1 if _cpu_has_bf16() else TOL)
+    reference, got = model(x).detach().numpy(), bf16(x)
+    if _cpu_has_bf16():
+        # bf16 keeps an 8-bit mantissa (~0.4% per operation) and the rounding accumulates over the
+        # network's 16 blocks, so an absolute bound on logits of about +-20 measures the logit scale,
+        # not the runtime: bound the error relative to the logits instead (measured: ~0.7%).
+        assert np.linalg.norm(got - reference) / np.linalg.norm(reference) <= 0.02
+        assert (got.argmax(1) == reference.argmax(1)).all()
+    else:
+        assert np.abs(got - reference).max() <= TOL
     with pytest.raises(ValueError, match="--resolution 65"):
         f32(np.zeros((1, 3, 65, 65), np.float32))
     with pytest.raises(ValueError, match="unknown OpenVINO precision"):
