@@ -24,6 +24,6 @@ done
 $EFFNET experiment scaling resnet50 --resolution 64 --phis 1 2 --seeds 2 --epochs 2 --train-subset 5000 \
     "${RUNNER[@]}" --out "$OUT/resnet50"
 # Does a longer proxy move MobileNetV2's verdict? Twice the default's steps (6 epochs x 10,000 images),
-# phi 1, 2 seeds: base, compound, resolution (the winner above) and depth (the loser), ~75 min on 2 cores.
+# phi 1, 2 seeds: base, compound and all three single dimensions, ~85 min on 2 cores.
 $EFFNET experiment scaling mobilenet_v2 --resolution 64 --phis 1 --seeds 2 --epochs 6 \
-    --methods compound resolution depth "${RUNNER[@]}" --out "$OUT/mobilenet_v2_6_epochs"
+    --methods compound resolution depth width "${RUNNER[@]}" --out "$OUT/mobilenet_v2_6_epochs"
