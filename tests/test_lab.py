@@ -167,6 +167,18 @@ def test_scaling_plot_with_seeds_draws_each_trial_and_no_error_bars():
     assert list(width_line.get_ydata()) == [p.mean for p in sorted(points, key=lambda p: p.madds)]
 
 
+def test_scaling_plot_shows_seeds_only_where_two_seeds_make_the_bars_meaningless(tmp_path, monkeypatch):
+    from effnet.lab import report
+
+    drawn = []
+    monkeypatch.setattr(report, "draw_scaling", lambda ax, points, results=(): drawn.append(len(results)))
+    for seeds in ((0, 1), (0, 1, 2)):
+        trials = scaling_trials(lab_base("fmnist_lab"), [1], Budget(), seeds=seeds, methods=("width",))
+        results = run_trials(trials, None, trial_fn=counted_trial, progress=False)
+        report.plot_scaling(summarise(results), tmp_path / f"{len(seeds)}.png", "t", results)
+    assert drawn == [4, 0]  # two seeds: base and width as dots; three: error bars
+
+
 def test_lab_base_adapts_registered_networks():
     spec = lab_base("resnet50", resolution=20)
     assert (spec.in_chans, spec.num_classes, spec.resolution) == (1, 10, 20)

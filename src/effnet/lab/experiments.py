@@ -76,7 +76,7 @@ def scaling_experiment(base: NetworkSpec, budget: Budget, options: RunOptions, *
     write_table(results, options.out_dir, "scaling")
     points = summarise(results)
     plot_scaling(points, options.out_dir / "scaling.png",
-                 f"{base.name} at {base.resolution} px: compound vs single-dimension scaling")
+                 f"{base.name} at {base.resolution} px: compound vs single-dimension scaling", results)
     comparisons = {
         f"phi={phi:g}": {other: compare(results, "compound", other, float(phi)) for other in METHODS[1:]
                          if other in methods and "compound" in methods}

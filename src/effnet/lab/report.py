@@ -119,11 +119,13 @@ def draw_scaling(ax, points: Sequence[Point], results: Sequence[TrialResult] = (
                         color=color, marker=marker, linewidth=width, capsize=3)
 
 
-def plot_scaling(points: Sequence[Point], path: Path, title: str) -> Path:
-    """Accuracy against MAdds with error bars, one line per scaling method (paper Figures 3/8)."""
+def plot_scaling(points: Sequence[Point], path: Path, title: str, results: Sequence[TrialResult] = ()) -> Path:
+    """Accuracy against MAdds, one line per scaling method (paper Figures 3/8): with error bars
+    when every point has three seeds or more, else with each seed's trial (from ``results``) as
+    a dot, since a two-seed t-interval runs far past 0-100% and flattens the lines."""
     fig = Figure(figsize=(7, 4.5))  # no pyplot: no global figure state, no GUI backend
     ax = fig.subplots()
-    draw_scaling(ax, points)
+    draw_scaling(ax, points, results if any(p.n < 3 for p in points) else ())
     return _save_accuracy_plot(fig, ax, path, title, "multiply-adds (M)")
 
 
