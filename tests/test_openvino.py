@@ -45,12 +45,13 @@ def test_openvino_runner_says_which_precision_ran_and_checks_shapes(tmp_path):
     model = _model("efficientnet_lite0")
     export_model(model, tmp_path / "m.onnx", resolution=64)
     x = torch.randn(3, 3, 64, 64)
+    reference = model(x).detach().numpy()
     f32 = OpenVinoRunner(tmp_path / "m.onnx", threads=1)
     assert f32.precision == "f32" and f32.num_classes == 10
-    assert np.abs(f32(x) - model(x).detach().numpy()).max() <= TOL
+    assert np.abs(f32(x) - reference).max() <= TOL
     bf16 = OpenVinoRunner(tmp_path / "m.onnx", threads=1, precision="bf16")
     assert bf16.precision == ("bf16" if _cpu_has_bf16() else "f32")  # never claims bf16 it did not run
-    reference, got = model(x).detach().numpy(), bf16(x)
+    got = bf16(x)
     if _cpu_has_bf16():
         # bf16 keeps an 8-bit mantissa (~0.4% per operation) and the rounding accumulates over the
         # network's 16 blocks, so an absolute bound on logits of about +-20 measures the logit scale,
