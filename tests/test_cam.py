@@ -13,6 +13,7 @@ import effnet
 from effnet.cam import class_activation_map, overlay, save_cam
 from effnet.cli import main
 
+from .optional import require
 from .test_predict import MODEL, requires_weights
 
 
@@ -105,7 +106,7 @@ def test_cli_cam(tmp_path: Path, photo: Image.Image, capsys: pytest.CaptureFixtu
 
 @requires_weights
 def test_real_cam_looks_at_the_cup() -> None:
-    skimage_data = pytest.importorskip("skimage.data")
+    skimage_data = require("skimage.data")
     lite0 = effnet.create_model("efficientnet_lite0", weights="lite0.official")
     cam = class_activation_map(Image.fromarray(skimage_data.coffee()), lite0)
     assert cam.class_name == "espresso"

@@ -14,6 +14,7 @@ from effnet.cli import main
 from effnet.bench import cpu_peak, time_alternately
 from effnet.deploy.fuse import fuse_bn, optimize_for_inference
 
+from .optional import require
 from .lite import lite0_pretrained
 from .test_export import _model
 
@@ -69,7 +70,7 @@ def test_onnx_runner_threads_and_clear_shape_error(tmp_path):
 
 
 def test_int8_quantisation_agrees_with_fp32_on_photos(tmp_path):
-    pytest.importorskip("skimage")
+    require("skimage")
     import onnx
 
     from effnet.deploy.calibration import sample_photos
@@ -128,7 +129,7 @@ def test_cpu_peak_states_its_assumptions():
 
 
 def test_bench_command_runs_tiny(tmp_path, capsys):
-    pytest.importorskip("timm")
+    require("timm")
     out = tmp_path / "bench.json"
     md = tmp_path / "bench.md"
     status = main(["bench", "efficientnet_b0", "--resolution", "64", "--latency-batch", "0", "--throughput-batch", "2",
@@ -179,7 +180,7 @@ def test_memory_is_measured_in_a_fresh_process():
 
 
 def test_onnx_model_works_with_predict(tmp_path):
-    pytest.importorskip("skimage")
+    require("skimage")
     from PIL import Image
     from skimage import data
 
@@ -208,7 +209,7 @@ def test_library_import_pulls_in_no_peer_or_runtime():
 
 @pytest.mark.slow
 def test_compiled_model_is_equal():
-    pytest.importorskip("torch._inductor")
+    require("torch._inductor")
     model = _model("efficientnet_lite0")
     compiled = optimize_for_inference(model, compile=True)
     x = torch.randn(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)

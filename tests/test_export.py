@@ -10,13 +10,15 @@ import pytest
 import torch
 from torch import nn
 
+from .optional import require
+
 import effnet
 from effnet.cli import main
 from effnet.deploy.export import export_model, max_abs_diff
 from effnet.deploy.padding import FixedPadConv2d, TraceableSameConv2d, freeze_same_padding, traceable_same_padding
 from effnet.nn.layers import Conv2dSame
 
-pytest.importorskip("onnxruntime")
+require("onnxruntime")
 
 TOL = 1e-4
 

@@ -14,10 +14,11 @@ from PIL import Image
 
 from effnet.cli import main
 
+from .optional import require
 from .lite import needs_lite0
 
-skimage_data = pytest.importorskip("skimage.data")
-pytest.importorskip("onnxruntime")
+skimage_data = require("skimage.data")
+require("onnxruntime")
 
 # Three classes of real photographs from scikit-image: crops of each, mirrored at random.
 CLASSES = {"cat": ("chelsea", "cat"), "coffee": ("coffee",), "rocket": ("rocket",)}

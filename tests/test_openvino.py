@@ -16,11 +16,12 @@ from effnet.cli import main
 from effnet.deploy.export import export_model, max_abs_diff
 from effnet.device import cpu_info
 
+from .optional import require
 from .lite import lite0_pretrained
 from .test_export import TOL, _model
 
-pytest.importorskip("openvino")
-pytest.importorskip("onnxruntime")
+require("openvino")
+require("onnxruntime")
 
 
 def _cpu_has_bf16() -> bool:
@@ -69,8 +70,8 @@ def test_openvino_runner_says_which_precision_ran_and_checks_shapes(tmp_path):
 
 
 def test_nncf_int8_still_recognises_the_photos(tmp_path, capsys):
-    pytest.importorskip("nncf")
-    pytest.importorskip("skimage")
+    require("nncf")
+    require("skimage")
     from effnet.deploy.calibration import sample_photos
     from effnet.deploy.openvino import OpenVinoRunner
 
@@ -89,7 +90,7 @@ def test_nncf_int8_still_recognises_the_photos(tmp_path, capsys):
 
 
 def test_predict_with_openvino_and_auto_says_what_it_chose(tmp_path, monkeypatch, capsys):
-    skimage = pytest.importorskip("skimage")
+    skimage = require("skimage")
     lite0_pretrained()
     monkeypatch.setenv("EFFNET_CACHE", str(tmp_path / "cache"))
     photo = os.path.join(os.path.dirname(skimage.__file__), "data", "coffee.png")
@@ -129,7 +130,7 @@ def test_onnx_micro_batch_plan_gives_the_same_logits_in_order(tmp_path):
 
 
 def test_bench_compares_peer_paths_at_equal_precision(tmp_path):
-    pytest.importorskip("timm")
+    require("timm")
     out = tmp_path / "bench.json"
     assert main(["bench", "efficientnet_b0", "--resolution", "64", "--latency-batch", "0", "--throughput-batch", "2",
                  "--inference", "onnx-fp32,onnx-int8,openvino-fp32,openvino-bf16", "--training", "",

@@ -10,8 +10,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-pytest.importorskip("timm")
-pytest.importorskip("torchvision")
+from .optional import require  # noqa: E402
+
+require("timm")
+require("torchvision")
 
 from effnet import create_model, get_spec, transforms_for  # noqa: E402
 from effnet.weights import load_weights  # noqa: E402
@@ -52,7 +54,7 @@ def _as_file(peer: torch.nn.Module):  # type: ignore[no-untyped-def]
 
 
 def _photos() -> dict[str, object]:
-    skimage_data = pytest.importorskip("skimage.data")
+    skimage_data = require("skimage.data")
     from PIL import Image
 
     arrays = {name: getattr(skimage_data, name)() for name in ("coffee", "chelsea", "astronaut", "rocket",

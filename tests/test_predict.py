@@ -18,6 +18,7 @@ from PIL import Image
 import effnet
 from effnet.cli import main
 from effnet.predict import ClassScore, expand_inputs, iter_predictions, predict
+from .optional import require
 from .lite import lite0_pretrained, needs_lite0
 from .test_images import build_corpus
 
@@ -193,7 +194,7 @@ def lite0() -> torch.nn.Module:
     ("chelsea", {"tiger cat", "tabby", "tabby cat", "Egyptian cat"}),
 ])
 def test_real_weights_on_real_photos(lite0: torch.nn.Module, photo: str, classes: set[str]) -> None:
-    skimage_data = pytest.importorskip("skimage.data")
+    skimage_data = require("skimage.data")
     image = Image.fromarray(getattr(skimage_data, photo)())
     (record,) = predict(image, lite0, top_k=5)
     assert record.top_k[0].name in classes, record.top_k
@@ -202,7 +203,7 @@ def test_real_weights_on_real_photos(lite0: torch.nn.Module, photo: str, classes
 
 @requires_weights
 def test_real_weights_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    skimage_data = pytest.importorskip("skimage.data")
+    skimage_data = require("skimage.data")
     Image.fromarray(skimage_data.coffee()).save(tmp_path / "coffee.jpg", quality=95)
     assert main(["predict", str(tmp_path / "coffee.jpg"), "--model", "efficientnet_lite0",
                  "--weights", "lite0.official", "--json", "--top-k", "1"]) == 0
@@ -220,8 +221,8 @@ def _run_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> list[dict]
 @requires_weights
 def test_cli_onnx_runtime_agrees_with_torch_and_caches(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("onnxruntime")
-    skimage_data = pytest.importorskip("skimage.data")
+    require("onnxruntime")
+    skimage_data = require("skimage.data")
     cache = tmp_path / "cache"
     monkeypatch.setenv("EFFNET_CACHE", str(cache))
     for name in ("coffee", "chelsea", "astronaut"):
@@ -264,7 +265,7 @@ def test_runtime_choice() -> None:
 
 
 def test_interrupted_export_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("onnxruntime")
+    require("onnxruntime")
     from effnet.deploy import onnx_cache
     from effnet.deploy.onnx_cache import onnx_model_for
 
@@ -280,7 +281,7 @@ def test_interrupted_export_leaves_no_file(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_onnx_model_matches_eager_and_keeps_preprocessing(tmp_path: Path) -> None:
-    pytest.importorskip("onnxruntime")
+    require("onnxruntime")
     from effnet.deploy.onnx_cache import onnx_model_for
 
     torch.manual_seed(0)
@@ -311,7 +312,7 @@ def test_onnx_cache_is_bounded_least_recently_used_first(tmp_path: Path) -> None
 
 
 def test_predict_with_random_weights_adds_nothing_to_the_onnx_cache(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    pytest.importorskip("onnxruntime")
+    require("onnxruntime")
     monkeypatch.setenv("EFFNET_CACHE", str(tmp_path / "cache"))
     photo = _photos(tmp_path, 1)[0]
     for _ in range(2):

@@ -28,6 +28,7 @@ from effnet.search import RandomSearch, RegularizedEvolution, Reward, decode, en
 from effnet.search.loop import SearchConfig, run_search
 from effnet.spec import SpecError
 
+from .optional import require
 from .lab_trials import counted_trial
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -205,7 +206,7 @@ def test_a_table_with_code_in_it_is_refused(tmp_path: Path) -> None:
 
 
 def test_strategies_on_nas_bench_graph_write_a_summary_and_plot(tmp_path: Path) -> None:
-    pytest.importorskip("nas_bench_graph")
+    require("nas_bench_graph")
     from effnet.search.nas_bench_graph import Table
     from effnet.search.table_benchmark import run_table_benchmark
 

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("ray.tune")
+from .optional import require
+
+require("ray.tune")
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,10 +18,11 @@ from PIL import Image
 import effnet
 from effnet.predict import predict
 
+from .optional import require
 from .lite import lite0_pretrained
 
-pytest.importorskip("fastapi")
-pytest.importorskip("prometheus_client")
+require("fastapi")
+require("prometheus_client")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from effnet.serve import ServeSettings, Service  # noqa: E402
@@ -216,11 +217,11 @@ def test_cam_is_a_png_over_the_crop_the_model_saw(client: TestClient) -> None:
 
 
 def test_lite0_photo_classify_equals_effnet_predict(tmp_path: Path) -> None:
-    skimage_data = pytest.importorskip("skimage.data")
+    skimage_data = require("skimage.data")
     model = lite0_pretrained()
     path = tmp_path / "coffee.jpg"
     Image.fromarray(skimage_data.coffee()).save(path, quality=95)
-    onnx = pytest.importorskip("onnxruntime") and "onnx"
+    onnx = require("onnxruntime") and "onnx"
     from effnet.deploy.runtime_choice import runtime_model
     expected = predict([path], runtime_model(model, onnx, cache=False), top_k=5)[0].top_k
     service = Service(model, ServeSettings(runtime="onnx"), weights="lite0.official", cache=False)

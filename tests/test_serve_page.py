@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from .optional import require
 from .lite import needs_lite0
 from .serving import free_port, start_server, stop
 
-webdriver = pytest.importorskip("selenium.webdriver")
-pytest.importorskip("fastapi")
+webdriver = require("selenium.webdriver")
+require("fastapi")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 
@@ -29,7 +30,7 @@ def test_drop_a_photo_and_see_the_top_5_and_its_cam(tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    skimage_data = pytest.importorskip("skimage.data")
+    skimage_data = require("skimage.data")
     photo = tmp_path / "coffee.jpg"
     Image.fromarray(skimage_data.coffee()).save(photo, quality=95)
     port = free_port()

@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-pytest.importorskip("ray.serve")
-pytest.importorskip("fastapi")
-httpx = pytest.importorskip("httpx")
+from .optional import require  # noqa: E402
+
+require("ray.serve")
+require("fastapi")
+httpx = require("httpx")
 
 from .serving import free_port, small_weights, start_server, stop  # noqa: E402
 

@@ -17,9 +17,11 @@ from PIL import Image
 
 import effnet
 
-pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
-httpx = pytest.importorskip("httpx")
+from .optional import require  # noqa: E402
+
+require("fastapi")
+require("uvicorn")
+httpx = require("httpx")
 
 from .serving import free_port, small_weights, start_server, stop  # noqa: E402
 
@@ -44,7 +46,7 @@ async def classify_many(port: int, bodies: list[bytes], model: str) -> list[http
 
 
 def test_triton_s_http_client_works_unchanged(tmp_path: Path) -> None:
-    triton = pytest.importorskip("tritonclient.http")
+    triton = require("tritonclient.http")
     weights = small_weights(tmp_path / "w.safetensors")
     local = effnet.create_model(None, weights=str(weights)).eval()
     port = free_port()

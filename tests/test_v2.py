@@ -13,6 +13,7 @@ from effnet.nn import ConvBnAct, FusedMBConv, MBConv
 from effnet.scaling import round_filters
 from effnet.zoo import paper_entry
 
+from .optional import require
 from .golden import V2_MADDS_B, V2_PARAMS
 
 
@@ -91,7 +92,7 @@ def test_forward_backward_at_even_and_odd_sizes(size: tuple[int, int]) -> None:
 
 
 def test_convert_cli_carries_padding_eps_and_preprocessing(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    timm = pytest.importorskip("timm")
+    timm = require("timm")
     from effnet.cli import main
 
     from .peers import randomise
@@ -109,7 +110,7 @@ def test_convert_cli_carries_padding_eps_and_preprocessing(tmp_path) -> None:  #
 
 
 def test_bench_runs_for_v2(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    pytest.importorskip("timm")
+    require("timm")
     import json
 
     from effnet.cli import main

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from .optional import require
+
 from effnet import create_model, get_spec
 from effnet.cli import main as cli_main
 from effnet.model import FeatureNet
@@ -57,10 +59,10 @@ X = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
 def test_tables_name_every_peer_tensor(peer: str, ours: str) -> None:
     layout, name = peer.split(":")
     if layout == "timm":
-        timm = pytest.importorskip("timm")
+        timm = require("timm")
         theirs = timm.create_model(name).state_dict()
     else:
-        torchvision = pytest.importorskip("torchvision")
+        torchvision = require("torchvision")
         theirs = getattr(torchvision.models, name)().state_dict()
     mapping = key_map(get_spec(ours), layout)
     assert sorted(mapping.values()) == sorted(theirs)
@@ -333,7 +335,7 @@ print(json.dumps(out))
 
 
 def test_hf_hub_weights_from_an_offline_cache(tmp_path: Path) -> None:
-    pytest.importorskip("huggingface_hub")
+    require("huggingface_hub")
     ours = _random(padding="symmetric", bn_eps=1e-5)
     ours_file = save_weights(tmp_path / "model.safetensors", ours.state_dict(),
                              _meta(ours, class_names=imagenet_classes()))
@@ -374,7 +376,7 @@ def test_hub_references_parse() -> None:
 
 @torch.no_grad()
 def test_convert_command_writes_a_self_describing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    timm = pytest.importorskip("timm")
+    timm = require("timm")
     peer = timm.create_model("tf_efficientnet_lite0").eval()
     src, dst = tmp_path / "lite0.pth", tmp_path / "lite0.safetensors"
     torch.save(peer.state_dict(), src)
