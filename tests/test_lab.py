@@ -199,6 +199,22 @@ def test_ray_backend_on_a_local_instance(tmp_path):
 TINY = Budget(epochs=1, train_subset=256, minival=128, batch_size=64)
 
 
+def test_a_budget_without_minival_is_refused_not_ranked_on_test(tmp_path, capsys):
+    """minival=0 would make the training code validate on the test set, so every trial of an
+    experiment or search would be ranked on test; a budget refuses it, in one line at the CLI."""
+    from effnet.cli import main
+
+    with pytest.raises(ValueError, match="minival of at least 1.*never on test"):
+        Budget(minival=0)
+    with pytest.raises(ValueError, match="at least 1 epoch"):
+        Budget(epochs=0)
+    for command in (["experiment", "scaling"], ["search-baseline", "fmnist"]):
+        assert main([*command, "--minival", "0", "--out", str(tmp_path / "out")]) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and "minival of at least 1" in error and "effnet train data.minival=0" in error
+        assert not (tmp_path / "out").exists()   # refused before anything ran or was written
+
+
 @pytest.mark.slow
 def test_real_trial_trains_on_fashion_mnist(tmp_path, fashion_mnist):
     from effnet.lab.trials import Trial, train_trial

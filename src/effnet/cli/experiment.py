@@ -25,6 +25,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), metavar="METHOD",
                    help=f"which networks to train at each phi (default all: {' '.join(METHODS)}); a later run "
                         "with more methods in the same --out reuses the finished trials")
+    s.add_argument("--first-seed", type=int, default=0, metavar="N",
+                   help="seeds N, N+1, ... (default 0); fresh seeds keep a network's selection run out of its "
+                        "comparison, e.g. a searched network chosen on seed 0's minival top-1")
     s.add_argument("--alpha", type=float, default=ALPHA)
     s.add_argument("--beta", type=float, default=BETA)
     s.add_argument("--gamma", type=float, default=GAMMA)
@@ -63,7 +66,9 @@ def coefficients_from(args: argparse.Namespace) -> tuple[float, float, float]:
 
 def run(args: argparse.Namespace) -> int:
     phis = args.phis or ([1.0] if args.quick else [1.0, 2.0, 3.0])
-    seeds = range(args.seeds or (1 if args.quick else 3))
+    if args.first_seed < 0:
+        raise ValueError(f"--first-seed must be 0 or more, got {args.first_seed}")
+    seeds = range(args.first_seed, args.first_seed + (args.seeds or (1 if args.quick else 3)))
     summary = scaling_experiment(base_from(args), budget_from(args), options_from(args), phis=phis,
                                  coefficients=coefficients_from(args), seeds=seeds, methods=args.methods)
     rows = [(p["method"], f"{p['phi']:g}", f"{p['madds'] / 1e6:.2f}M", f"{p['params']:,}", p["resolution"],

@@ -31,6 +31,19 @@ class Budget:
     warmup_epochs: float = 0.5
     threads: int = 0               # torch threads per trial (0: the runner decides)
 
+    def __post_init__(self) -> None:
+        # Without a minival split the training code validates on the test set, so trials would
+        # be ranked on test: a budget refuses that (only `effnet train` may choose it).
+        if self.minival < 1:
+            raise ValueError(f"a trial budget needs minival of at least 1 image (trials are ranked on it, never on "
+                             f"test), got {self.minival}; to select on test, use `effnet train data.minival=0`")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"a trial budget needs at least 1 epoch and a batch of at least 1, got epochs "
+                             f"{self.epochs}, batch size {self.batch_size}")
+        if self.train_subset < 0 or self.threads < 0:
+            raise ValueError(f"train_subset and threads are counts (0: all / the runner decides), got "
+                             f"{self.train_subset}, {self.threads}")
+
 
 @dataclass(frozen=True)
 class Trial:
