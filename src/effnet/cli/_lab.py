@@ -29,7 +29,8 @@ def add_budget_and_runner(p: argparse.ArgumentParser, backends: tuple[str, ...] 
     """The proxy budget of a trial and where trials run (shared with `effnet search`)."""
     p.add_argument("--epochs", type=int, default=None, help="proxy training epochs per trial")
     p.add_argument("--train-subset", type=int, default=None, help="train on the first N images (0: all)")
-    p.add_argument("--minival", type=int, default=None, help="images held out from train to rank trials")
+    p.add_argument("--minival", type=int, default=None,
+                   help="images held out from train to rank trials (at least 1: trials are never ranked on test)")
     p.add_argument("--batch-size", type=int, default=64, help="per trial (default 64: more steps in a short proxy)")
     p.add_argument("--seeds", type=int, default=None, help="seeds per network")
     add_runner(p, backends)
