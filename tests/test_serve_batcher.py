@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from effnet.serve.batcher import Batcher, DeadlineExceeded, Draining, QueueFull
-from effnet.serve.protocol import PayloadTooLarge, ProtocolError, encode_infer, parse_infer
+from effnet.serve.postprocess import encode_infer
+from effnet.serve.protocol import PayloadTooLarge, ProtocolError, parse_infer
 
 
 class Recorder:

@@ -7,7 +7,8 @@ imported when an app is made.
 """
 
 from .batcher import Batcher, DeadlineExceeded, Draining, QueueFull, Rejected
-from .protocol import InferRequest, ProtocolError, encode_infer, parse_infer
+from .postprocess import encode_infer
+from .protocol import InferRequest, ProtocolError, parse_infer
 from .service import ServeSettings, Service
 
 __all__ = ["Batcher", "DeadlineExceeded", "Draining", "InferRequest", "ProtocolError", "QueueFull", "Rejected",

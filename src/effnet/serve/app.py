@@ -21,7 +21,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ..data.images import ImageError, ImageTooLarge
 from .batcher import Rejected, retry_after_s
-from .protocol import ProtocolError, encode_infer, parse_infer
+from .postprocess import encode_infer
+from .protocol import ProtocolError, parse_infer
 from .service import Service
 
 IMAGE_TYPES = ("image/", "application/octet-stream")
