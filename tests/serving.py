@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import subprocess
@@ -10,7 +11,9 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import torch
+from PIL import Image
 
 import effnet
 from effnet.data.fashion_mnist import CLASSES
@@ -30,6 +33,29 @@ def small_weights(path: Path, seed: int = 0) -> Path:
                        preprocessing=default_preprocessing(spec.resolution, spec.in_chans), num_classes=spec.num_classes,
                        class_names=CLASSES, spec=spec, source="test")
     return save_weights(path, model.state_dict(), meta)
+
+
+def png_bytes(width: int = 40, height: int = 30, seed: int = 0) -> bytes:
+    rng = np.random.default_rng(seed)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def flat_png(width: int, height: int) -> bytes:
+    """Many pixels in few bytes (one colour compresses to almost nothing)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (90, 120, 30)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def small_model() -> torch.nn.Module:
+    """fmnist_s0 with a classifier that is not all zeros, so scores differ by image."""
+    torch.manual_seed(0)
+    model = effnet.create_model("fmnist_s0")
+    with torch.no_grad():
+        model.classifier.weight.normal_(0, 0.5)
+    return model
 
 
 def free_port() -> int:

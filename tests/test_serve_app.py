@@ -20,6 +20,7 @@ from effnet.predict import predict
 
 from .optional import require
 from .lite import lite0_pretrained
+from .serving import flat_png, png_bytes, small_model
 
 require("fastapi")
 require("prometheus_client")
@@ -29,27 +30,9 @@ from effnet.serve import ServeSettings, Service  # noqa: E402
 from effnet.serve.app import create_app  # noqa: E402
 
 
-def png_bytes(width: int = 40, height: int = 30, seed: int = 0) -> bytes:
-    rng = np.random.default_rng(seed)
-    buffer = io.BytesIO()
-    Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8)).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def flat_png(width: int, height: int) -> bytes:
-    """Many pixels in few bytes (one colour compresses to almost nothing)."""
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), (90, 120, 30)).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="module")
 def small_service() -> Service:
-    torch.manual_seed(0)
-    model = effnet.create_model("fmnist_s0")
-    with torch.no_grad():  # a classifier that is not all zeros, so scores differ by image
-        model.classifier.weight.normal_(0, 0.5)
-    return Service(model, ServeSettings(max_batch=4, max_pixels=200_000, max_body_mb=0.5), cache=False)
+    return Service(small_model(), ServeSettings(max_batch=4, max_pixels=200_000, max_body_mb=0.5), cache=False)
 
 
 @pytest.fixture(scope="module")
