@@ -15,13 +15,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from matplotlib import colormaps
-from matplotlib.figure import Figure
 from PIL import Image
 from torch import nn
 
 from .data.images import limit_aspect, to_rgb
 from .data.transforms import transforms_for
 from .device import resolve_device
+from .figures import new_figure, save_png
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,7 @@ def overlay(image: Image.Image, heatmap: np.ndarray, colormap: str = "jet", alph
 def save_cam(cam: ClassActivationMap, path: str, colormap: str = "jet", alpha: float = 0.5,
              title: str | None = None) -> None:
     """A two-panel PNG in the style of the paper's Figure 7: the input, and the CAM over it."""
-    # Figure directly, not pyplot: no global figure state, no GUI backend needed.
-    fig = Figure(figsize=(8, 4.4), dpi=100, layout="constrained")
+    fig = new_figure(8, 4.4, dpi=100, layout="constrained")
     left, right = fig.subplots(1, 2)
     left.imshow(cam.image)
     left.set_title("input (as the model sees it)", fontsize=10)
@@ -111,4 +110,4 @@ def save_cam(cam: ClassActivationMap, path: str, colormap: str = "jet", alpha: f
         axis.set_axis_off()
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.savefig(path)
+    save_png(fig, path, dpi=None, tight=False)

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_atomic
 from .blockstring import format_stages, parse_stages
 from .spec import HeadSpec, NetworkSpec, ScalingPolicy, SpecError, StemSpec
 
@@ -73,11 +74,7 @@ def spec_from_file(path: str | Path) -> NetworkSpec:
 def write_spec(spec: NetworkSpec, path: str | Path, **extra: Any) -> Path:
     """``spec`` as JSON at ``path`` (atomically), with ``extra`` keys beside it (provenance;
     readers ignore them)."""
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps({**spec_to_dict(spec), **extra}, indent=2) + "\n")
-    partial.replace(path)
-    return path
+    return write_atomic(path, json.dumps({**spec_to_dict(spec), **extra}, indent=2) + "\n")
 
 
 def same_architecture(a: NetworkSpec, b: NetworkSpec) -> bool:

@@ -13,13 +13,14 @@ import gzip
 import hashlib
 import os
 import shutil
-import tempfile
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from ..atomic import atomic_path
 
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -111,17 +112,12 @@ def download(root: str | os.PathLike[str], base_url: str | None = None, *,
         if target.is_file() and (not check_md5 or _md5(target) == md5):
             continue
         url = base_url.rstrip("/") + "/" + name
-        fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+        with atomic_path(target) as tmp:
+            with tmp.open("wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
                 shutil.copyfileobj(response, out)
-            if check_md5 and (got := _md5(Path(tmp))) != md5:
+            if check_md5 and (got := _md5(tmp)) != md5:
                 raise OSError(f"{url} downloaded with MD5 {got}, expected {md5}; the file is "
                               "corrupt or the mirror changed. Try again or fetch it by hand.")
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
     return root
 
 

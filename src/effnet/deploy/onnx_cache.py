@@ -8,7 +8,6 @@ instead, since its hash can never come back.
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from pathlib import Path
 from torch import nn
 
 from .._cache import cache_dir
+from ..atomic import atomic_path
 from ..data.transforms import input_size
 from ..spec_json import spec_to_dict
 from .export import export_model
@@ -60,13 +60,9 @@ def prune_cache(folder: Path, *, max_files: int = MAX_CACHED_FILES, max_bytes: i
 
 def _export_to(model: nn.Module, path: Path, resolution: int) -> None:
     """Export under a temporary name and rename: an interrupted export leaves no file."""
-    partial = path.with_suffix(f".{os.getpid()}.partial")
-    try:
+    with atomic_path(path) as partial:
         # export_model folds BN into a copy: ``model`` itself is left as it was.
         export_model(model, partial, format="onnx", resolution=resolution)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 from scipy import stats
 
+from ..figures import new_figure, save_png
 from .trials import TrialResult
 
 
@@ -123,7 +124,7 @@ def plot_scaling(points: Sequence[Point], path: Path, title: str, results: Seque
     """Accuracy against MAdds, one line per scaling method (paper Figures 3/8): with error bars
     when every point has three seeds or more, else with each seed's trial (from ``results``) as
     a dot, since a two-seed t-interval runs far past 0-100% and flattens the lines."""
-    fig = Figure(figsize=(7, 4.5))  # no pyplot: no global figure state, no GUI backend
+    fig = new_figure(7, 4.5)
     ax = fig.subplots()
     draw_scaling(ax, points, results if any(p.n < 3 for p in points) else ())
     return _save_accuracy_plot(fig, ax, path, title, "multiply-adds (M)")
@@ -139,14 +140,6 @@ def label_accuracy_axes(ax, title: str, xlabel: str) -> None:  # type: ignore[no
         ax.legend()
 
 
-def save_png(fig: Figure, path: Path) -> Path:
-    """The figure, laid out, as a PNG at ``path`` (its folder made if need be)."""
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
-
-
 def _save_accuracy_plot(fig: Figure, ax, path: Path, title: str, xlabel: str) -> Path:  # type: ignore[no-untyped-def]
     """:func:`label_accuracy_axes`, then the PNG."""
     label_accuracy_axes(ax, title, xlabel)
@@ -160,7 +153,7 @@ def plot_grid(results: Sequence[TrialResult], path: Path, title: str) -> Path:
         if r.top1 is not None:
             groups[(r.labels["alpha"], r.labels["beta"], r.labels["gamma"])].append(r.top1)
     items = sorted(groups.items(), key=lambda kv: -sum(kv[1]) / len(kv[1]))
-    fig = Figure(figsize=(max(6, 0.35 * len(items)), 4.5))  # no pyplot: no global figure state, no GUI backend
+    fig = new_figure(max(6, 0.35 * len(items)), 4.5)
     ax = fig.subplots()
     means = [sum(v) / len(v) for _, v in items]
     ax.bar(range(len(items)), means, color=["tab:red"] + ["tab:gray"] * (len(items) - 1))
@@ -170,10 +163,7 @@ def plot_grid(results: Sequence[TrialResult], path: Path, title: str) -> Path:
     if means:
         ax.set_ylim(min(means) - 1, max(means) + 0.5)
     ax.set_title(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
+    return save_png(fig, path)
 
 
 def plot_width_grid(points: Sequence[Point], path: Path, title: str,
@@ -181,7 +171,7 @@ def plot_width_grid(points: Sequence[Point], path: Path, title: str,
     """Figure 4's shape: top-1 against MAdds as width grows, one curve per (depth, resolution):
     the mean over seeds as a line, each seed's trial as a dot (with two seeds a t-interval is
     twelve standard errors wide and hides the curves)."""
-    fig = Figure(figsize=(7.5, 4.8))  # no pyplot: no global figure state, no GUI backend
+    fig = new_figure(7.5, 4.8)
     ax = fig.subplots()
     colors = ("tab:blue", "tab:green", "tab:orange", "tab:red", "tab:purple", "tab:brown")
     for curve, color in zip(dict.fromkeys(p.method for p in points), colors):

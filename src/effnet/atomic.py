@@ -1,0 +1,61 @@
+"""One atomic write for every file effnet produces: a reader, another process or a crash sees
+the old file or the new one, never half of one (checkpoints, journals' state, exports, plots).
+
+Written here rather than taken from a library: the few that exist (atomicwrites is
+unmaintained) either skip the directory fsync or do not take a writer callback, which
+``torch.save``, ``safetensors`` and ``matplotlib`` need."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` to write to; on success it is fsynced and renamed
+    over ``path`` (the folder is made if need be), on any error it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    os.close(fd)
+    partial = Path(name)
+    try:
+        yield partial
+        with open(partial, "rb+") as written:
+            os.fsync(written.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+
+
+def write_atomic(path: str | os.PathLike[str], data: str | bytes | Callable[[Path], object]) -> Path:
+    """Write text, bytes, or whatever ``data(partial_path)`` writes, atomically to ``path``."""
+    path = Path(path)
+    with atomic_path(path) as partial:
+        if isinstance(data, str):
+            partial.write_text(data)
+        elif isinstance(data, bytes):
+            partial.write_bytes(data)
+        else:
+            data(partial)
+    return path
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable; some file systems refuse to open a folder, which is fine."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
