@@ -15,11 +15,11 @@ import csv
 import math
 from pathlib import Path
 
-from matplotlib.figure import Figure
-
+from effnet.figures import new_figure, save_png
 from effnet.lab.report import ci95, label_accuracy_axes, welch
 
 HERE = Path(__file__).resolve().parent
+MADDS_TOLERANCE = 0.10
 LABELS = {"found-1": "found-1 (best reward)", "near-1": "near-1 (best within 10% of T)",
           "base": "hand-designed base (fmnist_lab)"}
 
@@ -42,6 +42,16 @@ def difference(a: list[float], b: list[float]) -> str:
     return f"{w['diff']:+.2f} ± {w['ci95']:.2f} (p = {w['p']:.2f})"
 
 
+def at_same_madds(top1: list[float], madds: int, base: dict[float, dict[str, object]]) -> str:
+    """Minus the base's point nearest in MAdds, only when the two lie within MADDS_TOLERANCE of
+    each other's MAdds: a pair further apart compares cost as much as architecture."""
+    other = min(base, key=lambda q: abs(math.log(base[q]["madds"] / madds)))  # type: ignore[operator]
+    ratio = madds / base[other]["madds"]  # type: ignore[operator]
+    if max(ratio, 1 / ratio) > 1 + MADDS_TOLERANCE:
+        return f"none within {MADDS_TOLERANCE:.0%} (nearest: phi {other:g}, MAdds x{ratio:.2f})"
+    return f"{difference(top1, base[other]['top1'])} vs phi {other:g}, MAdds x{ratio:.2f}"  # type: ignore[arg-type]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scaled", type=Path, default=HERE / "results" / "search" / "fmnist" / "scaled")
@@ -51,10 +61,11 @@ def main() -> None:
     lines = ["Compound scaling (the laboratory's coefficients, default proxy: 3 epochs x 10,000 images, 3 seeds, "
              "minival top-1) of the networks the search found and of the hand-designed base. Difference: "
              "network minus the base at the same phi, and minus the base's point nearest in MAdds (the iso-cost "
-             "view; the MAdds ratio beside it), Welch 95% intervals, points of top-1.", "",
+             "view, only for pairs within 10% of each other's MAdds; the ratio beside it), Welch 95% intervals, points "
+             "of top-1.", "",
              "| network | phi | MAdds | resolution | minival top-1 (%) | minus the base, same phi | "
-             "minus the base nearest in MAdds |", "|---|---|---|---|---|---|---|"]
-    fig = Figure(figsize=(7, 4.5))  # no pyplot: no global figure state, no GUI backend
+             "minus the base within 10% of its MAdds |", "|---|---|---|---|---|---|---|"]
+    fig = new_figure(7, 4.5)
     ax = fig.subplots()
     for name, points in networks.items():
         xs, ys, errs = [], [], []
@@ -68,9 +79,8 @@ def main() -> None:
             versus = nearest = "-"
             if name != "base" and phi in base:
                 versus = difference(top1, base[phi]["top1"])  # type: ignore[arg-type]
-                other = min(base, key=lambda q: abs(math.log(base[q]["madds"] / p["madds"])))  # type: ignore[operator]
-                ratio = p["madds"] / base[other]["madds"]  # type: ignore[operator]
-                nearest = f"{difference(top1, base[other]['top1'])} vs phi {other:g}, MAdds x{ratio:.2f}"  # type: ignore[arg-type]
+            if name != "base":
+                nearest = at_same_madds(top1, p["madds"], base)  # type: ignore[arg-type]
             lines.append(f"| {name} | {phi:g} | {p['madds'] / 1e6:.2f} M | {p['resolution']} px | {mean:.2f} ± "  # type: ignore[operator]
                          f"{half:.2f} (n={len(top1)}) | {versus} | {nearest} |")
         ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=LABELS[name])
@@ -79,8 +89,7 @@ def main() -> None:
     ax.set_xscale("log")
     label_accuracy_axes(ax, "Searched vs hand-designed baseline, compound-scaled (Fashion-MNIST)",
                         "multiply-adds (M, log scale)")
-    fig.tight_layout()
-    fig.savefig(args.scaled / "comparison.png", dpi=120)
+    save_png(fig, args.scaled / "comparison.png")
     (args.scaled / "comparison.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"plot: {args.scaled / 'comparison.png'}")
