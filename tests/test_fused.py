@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from effnet.kernels import FusedConvBnAct, FusedSqueezeExcite, use_fused_kernels
-from effnet.kernels import build as kernel_build
+from effnet.kernels import compile as kernel_build
 from effnet.kernels import ops as fused
 from effnet.model import build_model
 from effnet.nn import ConvBnAct, SqueezeExcite

@@ -268,7 +268,7 @@ def test_cpu_training_uses_the_fused_kernel_and_agrees_with_native(data_root: Pa
 
 def test_fused_kernels_required_but_unavailable_is_a_config_error(data_root: Path, tmp_path: Path, monkeypatch,
                                                                  restore_torch_globals) -> None:  # type: ignore[no-untyped-def]
-    from effnet.kernels.build import build
+    from effnet.kernels.compile import build
     from effnet.train.config import ConfigError
 
     monkeypatch.setenv("EFFNET_NO_KERNELS", "1")

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..nn.layers import ConvBnAct, SqueezeExcite
 from . import ops
-from .build import available, unavailable_reason
+from .compile import available, unavailable_reason
 
 
 class FusedConvBnAct(ConvBnAct):

@@ -29,7 +29,7 @@ import ctypes
 import torch
 from torch import Tensor, nn
 
-from .build import library as _library
+from .compile import library as _library
 
 ACTIVATIONS = {None: 0, "silu": 1, "relu": 2, "relu6": 3}
 
