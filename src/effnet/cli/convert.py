@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..preprocessing import INTERPOLATIONS
 from ..weights import FOREIGN_LAYOUTS, peer_weights
-from ..weights.checkpoint import convert_checkpoint, read_class_names, with_preprocessing
+from ..weights.peer_checkpoint import convert_checkpoint, read_class_names, with_preprocessing
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

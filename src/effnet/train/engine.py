@@ -20,7 +20,7 @@ from .batch_augment import BatchAugment
 from .checkpoint import Position
 from .distributed import DistInfo, any_rank, any_ranks
 from .evaluate import EvalResult, autocast_context, evaluate
-from .progress import EpochProgress
+from .progress_bar import EpochProgress
 from .progressive import BatchMix
 
 

@@ -58,7 +58,7 @@ from .ema import create_ema
 from .engine import Engine, NonFiniteLossError
 from .metrics import MetricsWriter
 from .optim import build_optimizer
-from .progress import EpochProgress, console
+from .progress_bar import EpochProgress, console
 from .progressive import BatchMix, Stage, plan, set_dropout, stage_of
 from .schedule import build_scheduler, scaled_lr
 

@@ -5,7 +5,7 @@ registered pretrained weights, and the Hugging Face Hub.
 people who convert or publish weights.
 """
 
-from .checkpoint import convert_checkpoint
+from .peer_checkpoint import convert_checkpoint
 from .classes import imagenet_classes
 from .convert import classifier_width, convert_state_dict, detect_layout, export_state_dict, key_map
 from .errors import IncompatibleWeightsError, WeightsError
