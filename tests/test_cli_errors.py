@@ -13,7 +13,8 @@ import torch
 import effnet
 from effnet.cli import main
 from effnet.deploy import export_model
-from effnet.train.config import ConfigError, read_file
+from effnet.train.config import ConfigError
+from effnet.train.config_files import read_file
 from effnet.weights import WeightsError
 
 

@@ -226,7 +226,7 @@ def test_real_trial_trains_on_fashion_mnist(tmp_path, fashion_mnist):
     assert result.network == trial.spec  # the spec survives the journal's JSON
     # a damaged checkpoint in the trial's folder is not resumed and not fatal: the trial starts again
     from effnet.lab.trials import trial_config
-    from effnet.train.checkpoint import LAST
+    from effnet.weights.run_folder import LAST_CHECKPOINT as LAST
 
     folder = tmp_path / trial_config(trial).run.name
     (folder / LAST).write_bytes(b"not a checkpoint")
@@ -249,7 +249,7 @@ def test_a_killed_trial_resumes_from_its_checkpoint(tmp_path, fashion_mnist, cap
     """SIGKILL mid-trial (a session's end): the next run continues from the last epoch's
     checkpoint in the trial's own folder and ends exactly where an uninterrupted run does."""
     from effnet.lab.trials import Trial
-    from effnet.train.checkpoint import LAST
+    from effnet.weights.run_folder import LAST_CHECKPOINT as LAST
 
     script = tmp_path / "trial.py"
     script.write_text(RESUMABLE)

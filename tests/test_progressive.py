@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from effnet.train.checkpoint import load_checkpoint
-from effnet.train.config import ConfigError, load_config
+from effnet.train.config import ConfigError
+from effnet.train.config_files import load_config
 from effnet.train.loop import train
 from effnet.train.progressive import BatchMix, plan, stage_of
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from effnet.train.config import Config, ConfigError, load_config, save_config
+from effnet.train.config import Config, ConfigError
+from effnet.train.config_files import load_config, save_config
 
 
 def test_defaults_are_the_papers_recipe() -> None:

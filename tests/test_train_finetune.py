@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from effnet.train.checkpoint import load_checkpoint
-from effnet.train.config import load_config
+from effnet.train.config_files import load_config
 from effnet.train.loop import train
 
 from .lite import lite0_pretrained

@@ -19,11 +19,11 @@ import torch
 
 from effnet.cli import main as cli_main
 from effnet.data.fashion_mnist import FILES
-from effnet.train import loop as loop_module
 from effnet.train.checkpoint import load_checkpoint
-from effnet.train.config import load_config
+from effnet.train.config_files import load_config
 from effnet.train.loop import NonFiniteLossError, train
-from effnet.weights import read_weights
+from effnet.train.metrics import MetricsWriter
+from effnet.weights import RunFolder, read_weights
 
 REPO = Path(__file__).resolve().parent.parent
 SIZE = 12
@@ -125,7 +125,7 @@ def test_run_folder_metrics_checkpoints_and_eval(data_root: Path, tmp_path: Path
     assert {"train_loss", "train_acc", "val_top1", "val_top5", "ema_val_top1", "lr", "images_per_s"} <= set(records[0])
     csv_lines = (run / "metrics.csv").read_text().splitlines()
     assert csv_lines[0].startswith("epoch,step,lr,train_loss") and len(csv_lines) == 4
-    if loop_module.MetricsWriter(tmp_path / "probe").tensorboard_enabled:
+    if MetricsWriter(RunFolder(tmp_path / "probe")).tensorboard_enabled:
         assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     ckpt = load_checkpoint(run / "last.pt")
     assert ckpt["epoch"] == 3 and ckpt["batches_done"] == 0 and ckpt["global_step"] == 18
@@ -162,7 +162,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data_root: Path, tmp_
             # Calls 1-6: epoch 1 (6 steps); 7-8: its two evaluations (model, EMA); 9: step 7.
             return loss * float("nan") if calls["n"] >= 9 else loss
 
-    monkeypatch.setattr(loop_module.nn, "CrossEntropyLoss", PoisonedLoss)
+    monkeypatch.setattr(torch.nn, "CrossEntropyLoss", PoisonedLoss)
     config = load_config(None, tiny_overrides(data_root, tmp_path, "nan", epochs=3))
     with pytest.raises(NonFiniteLossError, match=r"loss became nan at epoch 2, step 7.*last good state"):
         train(config)

@@ -9,10 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
-
-from ..train.config import apply_overrides, from_dict, read_file
-from ..train.loop import NonFiniteLossError, resolve_resume, train
+from ..train.config_files import config_yaml, load_config, load_for_resume
+from ..train.loop import NonFiniteLossError, train
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -33,22 +31,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides) + ([f"data.root={args.data_dir}"] if args.data_dir else [])
     resume = None
-    data: dict = {}
     if args.resume is not None:
-        if args.resume:
-            resume, _ = resolve_resume(args.resume)
-        else:
-            base = from_dict(apply_overrides(read_file(args.config) if args.config else {}, overrides))
-            if not base.run.name:
-                raise ValueError("--resume without a RUN needs run.name to find the run folder")
-            resume = Path(base.run.out_dir) / base.run.name
-        # The run continues with the config it started with; overrides (e.g. more epochs) still apply.
-        data = read_file(resume / "config.yaml") if args.config is None else read_file(args.config)
-    elif args.config is not None:
-        data = read_file(args.config)
-    config = from_dict(apply_overrides(data, overrides))
+        config, folder = load_for_resume(args.resume or None, args.config, overrides)
+        resume = folder.path
+    else:
+        config = load_config(args.config, overrides)
     if args.print_config:
-        print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
+        print(config_yaml(config), end="")
         return 0
     try:
         result = train(config, resume=resume)

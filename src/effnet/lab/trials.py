@@ -15,8 +15,9 @@ from ..counting import count
 from ..spec import NetworkSpec
 from ..spec_json import spec_from_dict, spec_to_dict
 from ..train import TrainResult, train
-from ..train.checkpoint import LAST, check_resumable, load_checkpoint
+from ..train.checkpoint import check_resumable, load_checkpoint
 from ..train.config import Config
+from ..weights import RunFolder
 
 
 @dataclass(frozen=True)
@@ -148,14 +149,14 @@ def trial_config(trial: Trial, out_dir: str | None = None) -> Config:
 def _train_or_resume(config: Config, spec: NetworkSpec) -> TrainResult:
     """Train, or continue from the last epoch's checkpoint when an earlier process was stopped
     mid-trial (a session's end, a kill): resume is exact, so the result is the same either way."""
-    folder = Path(config.run.out_dir) / config.run.name
-    if _resumable(folder / LAST):
-        result = train(config, resume=folder, spec=spec)
+    folder = RunFolder.under(config.run.out_dir, config.run.name)
+    if _resumable(folder.last):
+        result = train(config, resume=folder.path, spec=spec)
         if result.history:
             return result
         # every epoch had run, but the result never reached the journal: its record is not here
-    if folder.exists():
-        shutil.rmtree(folder)  # a stale folder (no checkpoint yet, or finished): start clean
+    if folder.path.exists():
+        shutil.rmtree(folder.path)  # a stale folder (no checkpoint yet, or finished): start clean
     return train(config, spec=spec)
 
 

@@ -1,7 +1,8 @@
 """Training: the paper's recipe (TF RMSProp, staircase schedule, EMA, label smoothing), the
 loop with exact resume, checkpoints, metrics, DDP, and the config that drives it all."""
 
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError
+from .config_files import load_config
 from .ema import create_ema
 from .loop import NonFiniteLossError, TrainResult, train
 from .optim import RMSpropTF, build_optimizer, param_groups

@@ -1,14 +1,11 @@
-"""What a run folder holds: ``last.pt``, everything needed to continue a run exactly, and
-``model.safetensors``, the trained model (best validation top-1; EMA weights when EMA is on)
-with the metadata every effnet weights file carries, so that predict, export, eval and
-serve take the run folder as weights.
+"""``last.pt``: everything needed to continue a run exactly, written atomically.
 
-``last.pt`` is a dict of tensors and plain values: model, optimizer, scheduler, EMA and
-(fp16) grad-scaler state, every random-number generator (as tensors), the position in
-training (epoch, batches done in that epoch, global step), the best metric so far, the
-resolved config, and the network, classes and preprocessing (so ``effnet.weights`` can read
-the model out of it too). Both files are written atomically; ``last.pt`` is read back with
-``torch.load(weights_only=True)`` (no pickled code runs on load).
+It is a dict of tensors and plain values: model, optimizer, scheduler, EMA and (fp16)
+grad-scaler state, every random-number generator (as tensors), the position in training
+(epoch, batches done in that epoch, global step), the best metric so far, the resolved
+config, and the network, classes and preprocessing (so ``effnet.weights`` can read the model
+out of it too). It is read back with ``torch.load(weights_only=True)`` (no pickled code runs
+on load). Where it lives in a run folder: ``effnet.weights.RunFolder``.
 """
 
 from __future__ import annotations
@@ -26,10 +23,7 @@ from torch import nn
 
 from ..preprocessing import Preprocessing
 from ..spec_json import spec_to_dict
-from ..weights import RUN_WEIGHTS, WeightsMeta, load_pickle, save_weights
-
-LAST = "last.pt"
-MODEL = RUN_WEIGHTS
+from ..weights import load_pickle
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
@@ -115,19 +109,6 @@ def position_from(checkpoint: dict[str, Any]) -> Position:
                     checkpoint["best_top1"], dict(checkpoint["epoch_stats"]))
 
 
-def save_run_model(run_dir: str | os.PathLike[str], model: nn.Module, *, classes: tuple[str, ...],
-                   preprocessing: Preprocessing, provenance: dict[str, Any]) -> Path:
-    """Write ``RUN/model.safetensors``: ``model``'s weights (the EMA copy's when EMA is on) with
-    the network, preprocessing, class names and how they were made."""
-    spec = model.spec
-    meta = WeightsMeta(
-        architecture=spec.name, padding=spec.padding, bn_eps=spec.bn_eps, preprocessing=preprocessing,
-        num_classes=spec.num_classes, class_names=tuple(classes) if len(classes) == spec.num_classes else None,
-        spec=spec, source=f"effnet train, run {Path(run_dir).name}", provenance=provenance,
-    )
-    return save_weights(Path(run_dir) / MODEL, model.state_dict(), meta)
-
-
 def rng_state() -> dict[str, Any]:
     """Every generator a training step may draw from, stored as tensors and numbers."""
     np_state = np.random.get_state()
@@ -155,5 +136,5 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-__all__ = ["EMPTY_EPOCH", "LAST", "MODEL", "Position", "check_resumable", "checkpoint_payload", "load_checkpoint", "position_from",
-           "rng_state", "save_checkpoint", "save_run_model", "set_rng_state"]
+__all__ = ["EMPTY_EPOCH", "Position", "check_resumable", "checkpoint_payload", "load_checkpoint", "position_from",
+           "rng_state", "save_checkpoint", "set_rng_state"]

@@ -1,24 +1,20 @@
-"""The training config: dataclasses with the official recipe as defaults, read from YAML or
-TOML, changed by ``section.key=value`` overrides, validated with messages that name the key.
+"""The training config: its schema (dataclasses with the official recipe as defaults) and
+the checks that make a config one that can run, with messages that name the key. Reading it
+from files and ``section.key=value`` overrides: ``config_files.py``.
 
-Sections: ``data``, ``model``, ``optim``, ``schedule``, ``train``, ``run``. Defaults follow
-the paper (section 5.2) and the official ``main.py``: RMSProp (TF) 0.9/0.9/1e-3, lr 0.016
-per 256 images, 5 warm-up epochs, x0.97 every 2.4 epochs, weight decay 1e-5, label
-smoothing 0.1, EMA 0.9999, 350 epochs.
+Sections: ``data``, ``model``, ``optim``, ``schedule``, ``train``, ``progressive``, ``run``.
+Defaults follow the paper (section 5.2) and the official ``main.py``: RMSProp (TF)
+0.9/0.9/1e-3, lr 0.016 per 256 images, 5 warm-up epochs, x0.97 every 2.4 epochs, weight decay
+1e-5, label smoothing 0.1, EMA 0.9999, 350 epochs.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import tomllib
-import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import Any, ClassVar
 
 from ..data.datasets import DATASETS
 from ..data.transforms import AUTO_AUGMENTS, TRAIN_CROPS
@@ -137,7 +133,9 @@ class ProgressiveConfig:
 
 
 @dataclass
-class RunConfig:
+class OutputConfig:
+    """The ``run`` section: where the run folder goes, its name, and what the run reports."""
+
     out_dir: str = "runs"
     name: str | None = None              # None: MODEL-YYYYmmdd-HHMMSS
     progress: bool = True
@@ -152,94 +150,28 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     progressive: ProgressiveConfig = field(default_factory=ProgressiveConfig)
-    run: RunConfig = field(default_factory=RunConfig)
+    run: OutputConfig = field(default_factory=OutputConfig)
+
+    # What to_dict() gave when validate() last passed this config. A Config is mutable
+    # (experiments and tests set values on its sections directly), so train() validates it
+    # again only when it changed since loading did.
+    _validated_as: ClassVar[dict[str, Any] | None] = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-def _suggest(name: str, choices: typing.Iterable[str]) -> str:
+def did_you_mean(name: str, choices: typing.Iterable[str]) -> str:
+    """The hint " Did you mean a, b?" naming the close matches of ``name`` among ``choices``
+    (empty when none is close)."""
     close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
     return f" Did you mean {', '.join(close)}?" if close else ""
-
-
-def _coerce(key: str, value: Any, hint: Any) -> Any:
-    """Check ``value`` against a field's type hint; ints are accepted for floats."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(hint)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(key, value, arg)
-            except ConfigError as error:
-                errors.append(str(error))
-        raise ConfigError(errors[0] if errors else f"{key} cannot be {value!r}")
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key} must be a list, got {value!r}")
-        return [_coerce(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key} must be true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key} must be an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, str):  # YAML 1.1 reads 1e-5 (no dot) as a string
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key} must be a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key} must be a string, got {value!r}")
-        return value
-    return value
-
-
-def from_dict(data: dict[str, Any]) -> Config:
-    """Build and validate a Config from nested plain data (as read from YAML/TOML)."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"a config must be a mapping of sections, got {type(data).__name__}")
-    sections = {f.name: f for f in dataclasses.fields(Config)}
-    built = {}
-    for section_name, values in data.items():
-        if section_name not in sections:
-            raise ConfigError(f"unknown config section {section_name!r}.{_suggest(section_name, sections)} "
-                              f"Sections: {', '.join(sections)}")
-        if values is None:
-            continue
-        if not isinstance(values, dict):
-            raise ConfigError(f"config section {section_name!r} must be a mapping of keys, got {values!r}")
-        cls = sections[section_name].default_factory()  # type: ignore[misc]
-        hints = typing.get_type_hints(type(cls))
-        kwargs = {}
-        for key, value in values.items():
-            if key not in hints:
-                raise ConfigError(f"unknown key {section_name}.{key}.{_suggest(key, hints)} "
-                                  f"Keys of {section_name}: {', '.join(hints)}")
-            kwargs[key] = _coerce(f"{section_name}.{key}", value, hints[key])
-        built[section_name] = dataclasses.replace(cls, **kwargs)
-    config = Config(**built)
-    validate(config)
-    return config
 
 
 def _check_choice(key: str, value: Any, choices: tuple[Any, ...]) -> None:
     if value not in choices:
         raise ConfigError(f"{key} must be one of {', '.join(map(str, choices))}; got {value!r}."
-                          f"{_suggest(str(value), map(str, choices))}")
+                          f"{did_you_mean(str(value), map(str, choices))}")
 
 
 def _check_range(key: str, value: float, low: float, high: float | None = None, *, open_high: bool = False) -> None:
@@ -271,7 +203,8 @@ def _validate_model(m: ModelConfig, channels: int) -> None:
 
 
 def validate(config: Config) -> None:
-    """Checks that span keys or need the allowed values; raises ConfigError."""
+    """Checks that span keys or need the allowed values; raises ConfigError. A config that
+    passes is remembered as valid until it changes (:func:`validate_once`)."""
     d, m, o, s, t = config.data, config.model, config.optim, config.schedule, config.train
     _check_choice("data.dataset", d.dataset, DATASETS)
     _check_choice("data.channels", d.channels, (1, 3))
@@ -339,79 +272,15 @@ def validate(config: Config) -> None:
         for key in ("randaugment_min", "mixup_max", "cutmix_max"):
             _check_range(f"progressive.{key}", getattr(g, key), 0.0)
         _check_range("progressive.dropout_min", g.dropout_min, 0.0, 1.0, open_high=True)
+    config._validated_as = config.to_dict()
 
 
-def read_file(path: str | Path) -> dict[str, Any]:
-    """Nested plain data from a ``.yaml``/``.yml`` or ``.toml`` file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
-    text = path.read_text()
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text) or {}
-        elif path.suffix == ".toml":
-            data = tomllib.loads(text)
-        else:
-            raise ConfigError(f"config file {path} must end in .yaml, .yml or .toml")
-    except (yaml.YAMLError, tomllib.TOMLDecodeError) as error:
-        raise ConfigError(f"cannot parse {path}: {' '.join(str(error).split())}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping of sections (data:, model:, train: ...), not a "
-                          f"{type(data).__name__}")
-    return data
+def validate_once(config: Config) -> None:
+    """:func:`validate`, unless ``config`` passed it and has not changed since."""
+    if config._validated_as is None or config._validated_as != config.to_dict():
+        validate(config)
 
 
-def config_from_run(run_dir: str | Path) -> Config:
-    """The resolved config a run folder was started with."""
-    return from_dict(read_file(Path(run_dir) / "config.yaml"))
-
-
-def run_config(run: str | Path, provenance: dict[str, Any] | None = None) -> Config:
-    """The training config of a run given as its folder or one of its files: RUN/config.yaml,
-    else the config recorded in the weights' provenance."""
-    run = Path(run)
-    folder = run if run.is_dir() else run.parent
-    if (folder / "config.yaml").is_file():
-        return config_from_run(folder)
-    if provenance and isinstance(provenance.get("config"), dict):
-        return from_dict(provenance["config"])
-    raise ConfigError(f"{run} is not an effnet run: it records no training config (no config.yaml beside it, none "
-                      "in its metadata). Give a run folder of `effnet train`, its model.safetensors or its last.pt")
-
-
-def apply_overrides(data: dict[str, Any], overrides: typing.Sequence[str]) -> dict[str, Any]:
-    """``section.key=value`` strings applied to nested data; values are read as YAML
-    scalars (``true``, ``null``, ``0.5``, ``[0.5, 0.5]``)."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"a config must be a mapping of sections, got {type(data).__name__}")
-    data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or "." not in key:
-            raise ConfigError(f"override {item!r} must look like section.key=value, e.g. train.epochs=10")
-        section, _, name = key.strip().partition(".")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            value = raw
-        data.setdefault(section, {})
-        if not isinstance(data[section], dict):
-            raise ConfigError(f"override {item!r}: {section} is not a section")
-        data[section][name] = value
-    return data
-
-
-def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
-    """Defaults <- file (if given) <- overrides, validated."""
-    data = read_file(path) if path is not None else {}
-    return from_dict(apply_overrides(data, overrides))
-
-
-def save_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-
-
-__all__ = ["AMP_MODES", "Config", "ConfigError", "DataConfig", "ModelConfig", "OptimConfig", "ProgressiveConfig",
-           "RunConfig", "ScheduleConfig", "TrainConfig", "apply_overrides", "config_from_run", "from_dict",
-           "load_config", "read_file", "run_config", "save_config", "validate"]
+__all__ = ["AMP_MODES", "Config", "ConfigError", "DataConfig", "KERNEL_MODES", "ModelConfig", "OptimConfig",
+           "OutputConfig", "ProgressiveConfig", "ScheduleConfig", "TrainConfig", "did_you_mean", "validate",
+           "validate_once"]

@@ -1,6 +1,7 @@
-"""Per-epoch metrics written three ways: JSON lines (one record per epoch, every field), CSV
-(for spreadsheets; columns fixed by the first record), and TensorBoard when it is
-installed (``pip install tensorboard``)."""
+"""Per-epoch metrics written three ways into a run folder: JSON lines (``metrics.jsonl``, one
+record per epoch, every field), CSV (``metrics.csv``, for spreadsheets; columns fixed by the
+first record), and TensorBoard (``tensorboard/``) when it is installed
+(``pip install tensorboard``)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,13 @@ import numbers
 from pathlib import Path
 from typing import Any
 
-JSONL = "metrics.jsonl"
-CSV = "metrics.csv"
+from ..weights import RunFolder
 
 
 class MetricsWriter:
-    def __init__(self, run_dir: str | Path, *, tensorboard: bool = True) -> None:
-        self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+    def __init__(self, run: RunFolder, *, tensorboard: bool = True) -> None:
+        self.run = run
+        run.path.mkdir(parents=True, exist_ok=True)
         self._tb = None
         if tensorboard:
             try:
@@ -25,16 +25,16 @@ class MetricsWriter:
             except ImportError:  # tensorboard is optional
                 self._tb = None
             else:
-                self._tb = SummaryWriter(str(self.run_dir / "tensorboard"))
+                self._tb = SummaryWriter(str(run.tensorboard))
 
     @property
     def tensorboard_enabled(self) -> bool:
         return self._tb is not None
 
     def write(self, record: dict[str, Any]) -> None:
-        with open(self.run_dir / JSONL, "a") as f:
+        with open(self.run.metrics, "a") as f:
             f.write(json.dumps(record) + "\n")
-        csv_path = self.run_dir / CSV
+        csv_path = self.run.metrics_csv
         scalars = {k: v for k, v in record.items() if not isinstance(v, (list, dict))}
         if csv_path.exists():
             with open(csv_path, newline="") as f:
@@ -62,4 +62,4 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-__all__ = ["CSV", "JSONL", "MetricsWriter", "read_jsonl"]
+__all__ = ["MetricsWriter", "read_jsonl"]

@@ -1,4 +1,5 @@
-"""The per-epoch progress bar (rich): loss, accuracy, images/s, elapsed time and ETA."""
+"""The console a run reports to, and the per-epoch progress bar (rich): loss, accuracy,
+images/s, elapsed time and ETA."""
 
 from __future__ import annotations
 

@@ -24,31 +24,14 @@ from ..preprocessing import Preprocessing
 from ..spec_json import spec_from_dict
 from .errors import WeightsError
 from .metadata import WeightsMeta
+from .run_folder import RunFolder, trained_model_meta
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
 PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 # Training checkpoints often wrap the state dict; these are the usual names for it.
 _WRAPPERS = ("state_dict", "model", "model_state_dict", "state_dict_ema", "model_ema")
-# A run folder of `effnet train` keeps its trained model (best validation top-1, EMA weights
-# when EMA is on) under this name, beside the resumable last.pt.
-RUN_WEIGHTS = "model.safetensors"
-# What a training checkpoint of effnet.train holds besides tensors (train/checkpoint.py).
+# What a training checkpoint of effnet.train (RUN/last.pt) holds besides tensors.
 _RUN_CHECKPOINT_KEYS = ("model", "spec", "config", "classes", "preprocessing")
-
-
-def run_weights_file(folder: str | os.PathLike[str]) -> Path:
-    """The trained model of a run folder (``RUN/model.safetensors``), or a WeightsError that
-    says why there is none."""
-    folder = Path(folder)
-    path = folder / RUN_WEIGHTS
-    if path.is_file():
-        return path
-    if (folder / "config.yaml").is_file() or (folder / "last.pt").is_file():
-        raise WeightsError(f"run folder {folder} has no {RUN_WEIGHTS} yet: it is written after the first "
-                           f"validated epoch (continue the run with `effnet train --resume {folder}`, or pass "
-                           f"{folder / 'last.pt'})")
-    raise WeightsError(f"{folder} is a folder but not a run folder of `effnet train` (no {RUN_WEIGHTS}); "
-                       "pass a weights file, a registered tag or a run folder")
 
 
 def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], WeightsMeta | None]:
@@ -59,7 +42,7 @@ def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor],
     """
     path = Path(path)
     if path.is_dir():
-        path = run_weights_file(path)
+        path = RunFolder(path).trained_model()
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist")
     suffix = path.suffix.lower()
@@ -150,10 +133,9 @@ def _run_checkpoint_weights(data: Mapping[str, Any], path: Path) -> tuple[dict[s
     except (KeyError, TypeError, ValueError) as error:
         raise WeightsError(f"{path} looks like an effnet training checkpoint but its metadata is damaged "
                            f"({_first_line(error)})") from None
-    meta = WeightsMeta(architecture=spec.name, padding=spec.padding, bn_eps=spec.bn_eps, preprocessing=preprocessing,
-                       num_classes=spec.num_classes, class_names=classes if len(classes) == spec.num_classes else None,
-                       spec=spec, source=f"effnet train checkpoint {path} ({which} weights, epoch {data.get('epoch')})",
-                       provenance={"config": data["config"], "epochs": data.get("epoch"), "weights": which})
+    meta = trained_model_meta(spec, classes=classes, preprocessing=preprocessing,
+                              source=f"effnet train checkpoint {path} ({which} weights, epoch {data.get('epoch')})",
+                              provenance={"config": data["config"], "epochs": data.get("epoch"), "weights": which})
     return state, meta
 
 

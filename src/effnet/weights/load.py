@@ -18,11 +18,12 @@ from ..spec_json import same_architecture
 from ..zoo import UnknownModelError, get_spec, resolve_spec
 from .convert import classifier_width, convert_state_dict
 from .errors import WeightsError
-from .files import read_weights, run_weights_file
+from .files import read_weights
 from .hub import PREFIX as HUB_PREFIX, HubFile
 from .layouts import Layout
 from .metadata import WeightsMeta
 from .registry import get_weights_entry
+from .run_folder import RunFolder
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def fetch_weights(weights: str | os.PathLike[str]) -> LoadedWeights:
         return LoadedWeights(state_dict, meta, str(hub_file))
     path = Path(text).expanduser()
     if path.is_dir():
-        path = run_weights_file(path)
+        path = RunFolder(path).trained_model()
     if path.is_file():
         state_dict, meta = read_weights(path)
         return LoadedWeights(state_dict, meta, str(path))
