@@ -1,5 +1,5 @@
 """``effnet bench``: speed and memory of our inference and training paths against timm and
-torchvision, in one process (:mod:`effnet.bench.timing`). Ratios are computed within one run
+torchvision, in one process (:mod:`effnet.deploy.timing`). Ratios are computed within one run
 and are the numbers to compare across machines; absolute numbers are for this machine only.
 """
 
@@ -13,12 +13,12 @@ from pathlib import Path
 import torch
 
 from ..counting import count_madds
+from ..deploy.timing import time_alternately
 from ..zoo import get_spec
 from .contestants import (ONNX_PATHS, PEERS, TRAIN_PATHS, Setting, check_device, inference_runner, our_module,
                           set_threads, train_runner)
 from .memory import measure
 from .report import MemoryRow, Report, Row, best_vs_best, cpu_peak, library_of, rows_from, speedups
-from .timing import time_alternately
 
 
 def run_bench(setting: Setting = Setting(), *, peers: Sequence[str] | None = None,

@@ -16,8 +16,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +29,7 @@ from ..data.transforms import input_size
 from ..device import cpu_info
 from .fuse import optimize_for_inference
 from .onnx_cache import model_fingerprint, onnx_model_for, openvino_model_for
+from .timing import seconds_per_call
 
 RUNTIMES = ("auto", "torch", "onnx", "openvino", "openvino-bf16")
 # What each runtime needs installed (None: nothing beyond PyTorch).
@@ -97,19 +96,6 @@ class Choice:
         timings = ", ".join(f"{name} {s * 1e3:.1f} ms" for name, s in sorted(self.seconds.items(), key=lambda kv: kv[1]))
         how = "measured earlier on this machine" if self.cached else "measured now"
         return f"runtime auto chose {self.runtime} (batch {self.batch}: {timings}; {how})"
-
-
-def seconds_per_call(run: Callable[[], object], *, calls: int = 5, warmup: int = 2) -> float:
-    """The median of ``calls`` timed calls after ``warmup`` untimed ones (a median: a burst of
-    load from elsewhere moves it less than a mean)."""
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _machine_key(threads: int | None) -> str:
@@ -182,4 +168,4 @@ def runtime_model(model: nn.Module, runtime: str, *, cache: bool = True, threads
 
 
 __all__ = ["AUTO_CANDIDATES", "RUNTIMES", "Choice", "choose_runtime", "installed", "measure_runtimes",
-           "runtime_model", "seconds_per_call"]
+           "runtime_model"]
