@@ -18,7 +18,7 @@ require("torchvision")
 from effnet import create_model, get_spec, transforms_for  # noqa: E402
 from effnet.weights import load_weights  # noqa: E402
 
-from .peers import CASES, HEAVY, PeerCase, build_peer, randomise, run_parity  # noqa: E402
+from effnet.bench.parity import CASES, HEAVY, PeerCase, build_peer, randomise, run_parity  # noqa: E402
 
 TOLERANCE = 1e-4  # fp32 logits
 

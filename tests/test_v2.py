@@ -95,7 +95,7 @@ def test_convert_cli_carries_padding_eps_and_preprocessing(tmp_path) -> None:  #
     timm = require("timm")
     from effnet.cli import main
 
-    from .peers import randomise
+    from effnet.bench.parity import randomise
 
     peer = randomise(timm.create_model("efficientnetv2_s", pretrained=False)).eval()  # native: symmetric, eps 1e-5
     torch.save(peer.state_dict(), tmp_path / "peer.pth")

@@ -1,9 +1,6 @@
 """What ``effnet bench`` runs: our inference and training paths and the peers' (timm,
 torchvision) for the same architecture, each made by name so that a fresh subprocess can
-rebuild it to measure memory.
-
-timm and torchvision are imported here lazily, only when a peer is asked for; the library
-never imports them.
+rebuild it to measure memory. The peers' models come from :mod:`effnet.bench.peers`.
 """
 
 from __future__ import annotations
@@ -27,6 +24,8 @@ from ..deploy.quantize import quantize_onnx
 from ..deploy.runtime import OnnxRunner
 from ..factory import create_model
 from ..kernels import use_fused_kernels
+from .peers import peer_model
+from .train_step import training_step
 
 # Our model name -> the same architecture in each peer library.
 PEERS: dict[str, tuple[str, ...]] = {
@@ -105,20 +104,7 @@ Runner = Callable[[], object]
 
 def peer_module(peer: str, setting: Setting) -> nn.Module:
     """A peer's model, random weights (speed does not depend on them)."""
-    library, _, name = peer.partition(":")
-    try:
-        if library == "timm":
-            import timm
-
-            return timm.create_model(name, pretrained=False, drop_path_rate=setting.drop_path_rate)
-        if library == "torchvision":
-            import torchvision
-
-            return getattr(torchvision.models, name)(weights=None)  # stochastic depth 0.2 is built in
-    except ImportError as error:
-        raise ImportError(f"the {library} peer needs {library} installed (`pip install {library}`), or leave it "
-                          "out with --peers") from error
-    raise ValueError(f"unknown peer {peer!r}; peers look like 'timm:tf_efficientnet_b0' or 'torchvision:efficientnet_b0'")
+    return peer_model(peer, drop_path_rate=setting.drop_path_rate)
 
 
 def our_module(setting: Setting, **kwargs: object) -> nn.Module:
@@ -268,20 +254,8 @@ def train_runner(contestant: str, setting: Setting, batch: int) -> Runner:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = _batch(setting, batch, nhwc=True, channels=channels)
     y = torch.randint(0, classes, (batch,), generator=torch.Generator().manual_seed(0)).to(setting.device)
-    cuda = setting.device == "cuda"
-
-    def step() -> object:
-        optimizer.zero_grad(set_to_none=True)
-        # bf16 autocast on CUDA (no loss scaling needed, unlike fp16), fp32 on CPU.
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-            loss = nn.functional.cross_entropy(model(x).float(), y)
-        loss.backward()
-        optimizer.step()
-        if cuda:
-            torch.cuda.synchronize()
-        return loss
-
-    return step
+    # bf16 autocast on CUDA, fp32 on CPU.
+    return training_step(model, optimizer, x, y, amp=setting.device == "cuda")
 
 
 def set_threads(threads: int) -> None:

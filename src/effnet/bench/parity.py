@@ -1,5 +1,6 @@
-"""Peer models (timm, torchvision) with random weights, for parity checks. Used by
-tests/test_parity.py and benchmarks/parity_table.py; the library itself never imports them."""
+"""Logit parity with the peers (timm, torchvision): a peer with random weights, converted and
+saved, then loaded by ``create_model`` alone, must give the same logits. The cases are shared
+by tests/test_parity.py and benchmarks/parity_table.py (the table of docs/weights.md)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from effnet import create_model, get_spec
-from effnet.weights import WeightsMeta, convert_state_dict, peer_weights, save_weights
+from ..factory import create_model
+from ..weights import WeightsMeta, convert_state_dict, peer_weights, save_weights
+from ..zoo import get_spec
+from .peers import peer_model
 
 
 @dataclass(frozen=True)
@@ -57,13 +60,7 @@ HEAVY = {"tf_efficientnet_b6", "tf_efficientnet_b7", "tf_efficientnet_b8", "tf_e
 
 
 def build_peer(case: PeerCase) -> nn.Module:
-    if case.layout == "timm":
-        import timm
-
-        return timm.create_model(case.model, pretrained=False)
-    import torchvision
-
-    return getattr(torchvision.models, case.model)(weights=None)
+    return peer_model(f"{case.layout}:{case.model}")
 
 
 @torch.no_grad()
