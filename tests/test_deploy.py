@@ -12,6 +12,9 @@ from torch import nn
 
 from effnet.cli import main
 from effnet.bench import cpu_peak, time_alternately
+from effnet.bench.results import machine_name, write_result
+from effnet.bench.train_step import training_step
+from effnet.deploy.timing import call_times, seconds_per_call
 from effnet.deploy.fuse import fuse_bn, optimize_for_inference
 
 from .optional import require
@@ -119,6 +122,45 @@ def test_time_alternately_alternates_order():
     samples = time_alternately(runners, rounds=2, min_time=0.0, warmup=0)
     assert calls == list("abc") + list("cba")
     assert all(len(v) == 2 for v in samples.values())
+
+
+def test_call_times_warms_up_untimed_then_times_each_call():
+    calls: list[int] = []
+    times = call_times(lambda: calls.append(1), calls=3, warmup=2)
+    assert len(calls) == 5 and len(times) == 3 and all(t >= 0 for t in times)
+    assert seconds_per_call(lambda: None, calls=3, warmup=0) >= 0
+
+
+def test_training_step_updates_the_weights_and_returns_the_loss():
+    model = nn.Linear(4, 3)
+    before = model.weight.detach().clone()
+    step = training_step(model, torch.optim.SGD(model.parameters(), lr=0.1), torch.randn(8, 4), torch.randint(0, 3, (8,)))
+    loss = step()
+    assert isinstance(loss, torch.Tensor) and loss.ndim == 0 and not torch.equal(model.weight, before)
+
+
+def test_machine_name_says_family_and_vector_unit():
+    from effnet.device import CpuInfo
+
+    assert machine_name(CpuInfo("Intel(R) Xeon(R) Platinum 8481C", frozenset({"avx2", "avx512f", "amx_tile"}), 0, "")) \
+        == "xeon-amx"
+    assert machine_name(CpuInfo("AMD EPYC 7B13 64-Core Processor", frozenset({"avx2", "fma"}), 0, "")) == "epyc-avx2"
+    assert machine_name(CpuInfo("", frozenset({"avx512f"}), 0, "")) == "unknown-avx512"
+
+
+def test_write_result_keeps_every_run_and_latest_is_the_newest(tmp_path):
+    first = write_result("demo", {"value": 1}, "| a |", root=tmp_path, threads=2, command="python demo.py")
+    second = write_result("demo", {"value": 2}, "| b |", root=tmp_path, threads=2, command="python demo.py")
+    assert first != second and first.stem + "_2" == second.stem and first.parent.name == "history"
+    assert json.loads(first.read_text())["value"] == 1  # never overwritten
+    latest = json.loads((tmp_path / "demo" / "latest.json").read_text())
+    assert latest["value"] == 2 and latest["provenance"]["command"] == "python demo.py"
+    assert {"commit", "cpu", "threads", "versions", "machine", "date"} <= set(latest["provenance"])
+    md = (tmp_path / "demo" / "latest.md").read_text()
+    assert md.startswith("| b |") and "Command: `python demo.py`" in md and second.with_suffix(".md").read_text() == md
+    write_result("demo", {"value": 3}, root=tmp_path, threads=1)  # no table this time: no stale latest.md
+    assert not (tmp_path / "demo" / "latest.md").exists()
+    assert not list((tmp_path / "demo").glob(".*partial"))
 
 
 def test_cpu_peak_states_its_assumptions():
