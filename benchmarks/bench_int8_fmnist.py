@@ -29,15 +29,13 @@ import torch
 from effnet import create_model
 from effnet.bench import time_alternately
 from effnet.bench.contestants import onnx_file_runner
+from effnet.bench.peers import timm_same_architecture
 from effnet.deploy.export import export_model, max_abs_diff
 from effnet.deploy.fuse import optimize_for_inference
 from effnet.preprocessing import Preprocessing
 from effnet.train.config import run_config
 from effnet.train.data import build_eval_loader
 from effnet.weights import fetch_weights
-
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_small_train import timm_same_architecture  # noqa: E402
 
 
 def images_and_labels(config, split: str, pre: Preprocessing) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]

@@ -15,13 +15,10 @@ import fnmatch
 import platform
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.peers
-
-from tests.peers import CASES, run_parity  # noqa: E402
+from effnet.bench.parity import CASES, run_parity
 
 
 def main() -> int:
