@@ -1,24 +1,19 @@
-"""The server's batcher and protocol without a web server: batches form and split as the
-rules say, the queue is bounded, deadlines drop requests before inference, errors reach
-every caller of their batch; the KServe V2 parser and encoder in JSON and binary."""
+"""The server's batcher without a web server: batches form and split as the rules say, the
+queue is bounded, deadlines drop requests before inference, errors reach every caller of
+their batch, and a job (a CAM) runs alone in its turn."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
-import struct
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import pytest
 import torch
 
-from effnet.serve.batcher import Batcher, DeadlineExceeded, Draining, QueueFull
-from effnet.serve.postprocess import encode_infer
-from effnet.serve.protocol import PayloadTooLarge, ProtocolError, parse_infer
+from effnet.serve.batcher import Batcher
+from effnet.serve.rejections import DeadlineExceeded, Draining, QueueFull
 
 
 class Recorder:
@@ -162,80 +157,6 @@ def test_bad_settings_are_refused() -> None:
         Batcher(Recorder(), ThreadPoolExecutor(1), max_batch=0)
 
 
-# -- protocol ------------------------------------------------------------------------------------------
-
-def test_json_fp32_and_bytes_inputs_parse() -> None:
-    x = np.arange(2 * 1 * 2 * 2, dtype=np.float32).reshape(2, 1, 2, 2)
-    body = json.dumps({"id": "a", "inputs": [{"name": "input", "shape": [2, 1, 2, 2], "datatype": "FP32",
-                                              "data": x.tolist()}]}).encode()
-    parsed = parse_infer(body, None, max_images=8)
-    assert parsed.id == "a" and parsed.count == 2 and np.array_equal(parsed.tensor, x)
-    assert parsed.outputs[0].name == "logits" and not parsed.outputs[0].binary
-    images = [b"\x89PNG one", b"two"]
-    body = json.dumps({"inputs": [{"name": "image", "shape": [2], "datatype": "BYTES",
-                                   "data": [base64.b64encode(i).decode() for i in images]}],
-                       "outputs": [{"name": "probabilities", "parameters": {"classification": 3}}]}).encode()
-    parsed = parse_infer(body, None, max_images=8)
-    assert parsed.images == images and parsed.outputs[0].classification == 3
-
-
-def test_binary_extension_inputs_parse_as_triton_sends_them() -> None:
-    x = np.random.default_rng(0).standard_normal((1, 3, 2, 2)).astype(np.float32)
-    raw = x.tobytes()
-    head = json.dumps({"inputs": [{"name": "input", "shape": [1, 3, 2, 2], "datatype": "FP32",
-                                   "parameters": {"binary_data_size": len(raw)}}],
-                       "parameters": {"binary_data_output": True}}).encode()
-    parsed = parse_infer(head + raw, str(len(head)), max_images=4)
-    assert np.array_equal(parsed.tensor, x) and parsed.outputs[0].binary
-    blob = b"".join(struct.pack("<I", len(b)) + b for b in (b"abc", b"de"))
-    head = json.dumps({"inputs": [{"name": "image", "shape": [2, 1], "datatype": "BYTES",
-                                   "parameters": {"binary_data_size": len(blob)}}]}).encode()
-    assert parse_infer(head + blob, str(len(head)), max_images=4).images == [b"abc", b"de"]
-
-
-@pytest.mark.parametrize(("body", "message"), [
-    (b"not json", "not JSON"),
-    (b'{"inputs": []}', "one tensor"),
-    (b'{"inputs": [{"name": "input", "shape": [1, 1, 2], "datatype": "FP32", "data": [1, 2]}]}', "N, C, H, W"),
-    (b'{"inputs": [{"name": "input", "shape": [1, 1, 1, 2], "datatype": "FP32", "data": [1]}]}', "needs 2 values"),
-    (b'{"inputs": [{"name": "input", "shape": [1, 1, 1, 1], "datatype": "INT8", "data": [1]}]}', "must be FP32"),
-    (b'{"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": ["%%%"]}]}', "not valid base64"),
-    (b'{"inputs": [{"name": "tensor", "shape": [1], "datatype": "BYTES", "data": ["aa=="]}]}', "unknown input"),
-    (b'{"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": ["aa=="]}], '
-     b'"outputs": [{"name": "features"}]}', "unknown output"),
-    (b'{"inputs": [{"name": "input", "shape": [0, 1, 1, 1], "datatype": "FP32", "data": []}]}', "no images"),
-])
-def test_malformed_requests_say_what_is_wrong(body: bytes, message: str) -> None:
-    with pytest.raises(ProtocolError, match=message) as caught:
-        parse_infer(body, None, max_images=4)
-    assert caught.value.status == 400
-
-
-def test_too_many_images_is_413_and_a_bad_header_length_is_400() -> None:
-    body = b'{"inputs": [{"name": "image", "shape": [9], "datatype": "BYTES", "data": []}]}'
-    with pytest.raises(PayloadTooLarge):
-        parse_infer(body, None, max_images=8)
-    with pytest.raises(ProtocolError, match="does not fit"):
-        parse_infer(b"{}", "99", max_images=8)
-
-
-def test_outputs_encode_as_json_binary_and_classification() -> None:
-    logits = np.array([[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]], dtype=np.float32)
-    request = parse_infer(json.dumps({"id": "r", "inputs": [{"name": "input", "shape": [2, 1, 1, 1], "datatype": "FP32",
-                                                             "data": [0, 0]}],
-                                      "outputs": [{"name": "logits", "parameters": {"classification": 2}},
-                                                  {"name": "probabilities", "parameters": {"binary_data": True}}]}).encode(),
-                          None, max_images=4)
-    body, headers = encode_infer("m", request, logits, ["a", "b", "c"])
-    length = int(headers["inference-header-content-length"])
-    head = json.loads(body[:length])
-    assert head["id"] == "r" and head["model_name"] == "m"
-    assert head["outputs"][0]["data"] == ["2.000000:1:b", "1.000000:2:c", "3.000000:0:a", "0.000000:1:b"]
-    probabilities = np.frombuffer(body[length:], dtype="<f4").reshape(2, 3)
-    assert np.allclose(probabilities, torch.from_numpy(logits).softmax(1).numpy(), atol=1e-6)
-    assert head["outputs"][1]["parameters"]["binary_data_size"] == 24
-
-
 def test_a_deadline_in_the_past_is_504_at_once() -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -267,3 +188,37 @@ def test_with_two_slots_two_batches_compute_at_once() -> None:
         return rows
 
     assert [float(r[0]) for r in run(main())] == [1.0, 2.0]
+
+
+def test_a_job_runs_alone_in_its_turn_and_keeps_its_place_in_the_line() -> None:
+    gate = threading.Event()
+    recorder = Recorder(gate)
+    order: list[object] = []
+
+    async def main() -> object:
+        loop = asyncio.get_running_loop()
+        batcher = Batcher(recorder, ThreadPoolExecutor(1), max_batch=4, max_delay_s=0, max_queue=8)
+
+        async def images(*values: float) -> None:
+            with batcher.admission(len(values)) as ticket:
+                await asyncio.gather(*(batcher.submit(ticket, image(v), loop.time() + 10) for v in values))
+
+        async def job() -> object:
+            with batcher.admission() as ticket:
+                return await batcher.call(ticket, lambda: order.append(list(recorder.sizes)) or "done", loop.time() + 10)
+
+        first = asyncio.ensure_future(images(1))
+        await asyncio.sleep(0.05)            # the first batch holds the executor; the rest queue behind it
+        rest = []
+        for arrival in (images(2, 3), job(), images(4)):
+            rest.append(asyncio.ensure_future(arrival))
+            await asyncio.sleep(0.02)
+        gate.set()
+        await first
+        results = await asyncio.gather(*rest)
+        await batcher.stop()
+        return results[1]
+
+    assert run(main()) == "done"
+    assert recorder.sizes == [1, 2, 1]       # the job split the queue: images before it, then after it
+    assert order == [[1, 2]]                  # and ran between those two batches, on the executor

@@ -6,9 +6,10 @@ FastAPI, uvicorn and prometheus-client are optional (``pip install effnet[serve]
 imported when an app is made.
 """
 
-from .batcher import Batcher, DeadlineExceeded, Draining, QueueFull, Rejected
+from .batcher import Batcher
 from .postprocess import encode_infer
 from .protocol import InferRequest, ProtocolError, parse_infer
+from .rejections import DeadlineExceeded, Draining, QueueFull, Rejected
 from .service import ServeSettings, Service
 
 __all__ = ["Batcher", "DeadlineExceeded", "Draining", "InferRequest", "ProtocolError", "QueueFull", "Rejected",

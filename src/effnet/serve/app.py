@@ -20,9 +20,9 @@ from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 
 from ..data.images import ImageError, ImageTooLarge
-from .batcher import Rejected, retry_after_s
 from .postprocess import encode_infer
 from .protocol import ProtocolError, parse_infer
+from .rejections import Rejected, retry_after_s
 from .service import Service
 
 IMAGE_TYPES = ("image/", "application/octet-stream")
@@ -252,11 +252,12 @@ def _add_upload_routes(app, service: Service) -> None:  # type: ignore[no-untype
 
     @app.post("/v2/models/{name}/cam")
     async def cam(name: str, request: Request, class_index: int | None = None):  # type: ignore[no-untyped-def]
+        started = asyncio.get_running_loop().time()
         check_model(service, name)
         check_ready(service)
         data, _ = await upload_of(service, request)
         try:
-            png = await service.cam_png(data, class_index)
+            png = await service.cam_png(data, class_index, deadline=service.deadline(started))
         except ValueError as error:
             if isinstance(error, ImageError):
                 raise

@@ -9,7 +9,8 @@ runtime uses every core.
 
 The rule for forming a batch: take what is queued (up to ``max_batch``); if requests are
 still being decoded, wait for them at most ``max_delay_s``; if none are, dispatch at once, so
-a lone request never waits for company that is not coming.
+a lone request never waits for company that is not coming. Work that uses the model outside
+a batch (a class activation map) takes a place the same way and runs alone in its turn.
 """
 
 from __future__ import annotations
@@ -17,38 +18,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
-import math
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
-
-class Rejected(Exception):
-    """A request the server will not run; ``status`` is its HTTP code, ``reason`` a metric label."""
-
-    status = 503
-    reason = "rejected"
-    retry_after: int | None = None
-
-
-class QueueFull(Rejected):
-    status = 429
-    reason = "queue_full"
-    retry_after = 1
-
-
-class DeadlineExceeded(Rejected):
-    status = 504
-    reason = "deadline"
-
-
-class Draining(Rejected):
-    status = 503
-    reason = "draining"
+from .rejections import DeadlineExceeded, Draining, QueueFull
 
 
 @dataclass
@@ -60,10 +38,11 @@ class Ticket:
 
 @dataclass
 class _Item:
-    x: torch.Tensor                 # one preprocessed image, C x H x W
+    x: torch.Tensor | None          # one preprocessed image, C x H x W (None for a job)
     future: asyncio.Future
     deadline: float                 # loop.time() past which the answer is no use
-    queued_at: float = field(default=0.0)
+    queued_at: float = 0.0
+    job: Callable[[], object] | None = None     # work that runs alone in its turn (a CAM)
 
 
 class Batcher:
@@ -168,18 +147,34 @@ class Batcher:
 
     async def submit(self, ticket: Ticket, x: torch.Tensor, deadline: float) -> torch.Tensor:
         """Queue one image of an admitted request and wait for its output row."""
+        return await self._wait(self._enqueue(ticket, x, None, deadline), deadline)  # type: ignore[return-value]
+
+    async def call(self, ticket: Ticket, job: Callable[[], object], deadline: float) -> object:
+        """Queue ``job`` for one admitted place and wait for what it returns: it runs alone on
+        the executor in its turn, between batches, under the same deadline; work that uses
+        the model outside a batch (a CAM) so never races the batches nor waits unbounded."""
+        item = self._enqueue(ticket, None, job, deadline)
+        del job     # the queue holds it now, and lets go of it once it ran
+        return await self._wait(item, deadline)
+
+    def _enqueue(self, ticket: Ticket, x: torch.Tensor | None, job: Callable[[], object] | None,
+                 deadline: float) -> _Item:
         if ticket.unsent < 1:
             raise RuntimeError("this admission has no place left; admit one place per image")
         loop = asyncio.get_running_loop()
-        item = _Item(x, loop.create_future(), deadline, loop.time())
+        item = _Item(x, loop.create_future(), deadline, loop.time(), job)
         ticket.unsent -= 1
         self._arriving -= 1
         self._queue.append(item)
         self._signal()
+        return item
+
+    async def _wait(self, item: _Item, deadline: float) -> object:
+        loop = asyncio.get_running_loop()
         try:
             return await asyncio.wait_for(asyncio.shield(item.future), max(0.0, deadline - loop.time()))
         except TimeoutError:
-            item.future.cancel()  # still queued: the dispatcher drops it; running: its row is discarded
+            item.future.cancel()  # still queued: the dispatcher drops it; running: its result is discarded
             self.observe("rejected", DeadlineExceeded.reason)
             raise DeadlineExceeded("no answer within the request timeout; the server is overloaded, retry later "
                                    "or raise --timeout-s") from None
@@ -198,13 +193,16 @@ class Batcher:
             self._idle.set()
 
     async def _next_batch(self) -> list[_Item]:
+        """What runs next: a job alone, or images up to ``max_batch`` and never past a job."""
         assert self._wake is not None
         loop = asyncio.get_running_loop()
         while not self._queue:
             self._wake.clear()
             await self._wake.wait()
+        if self._queue[0].job is not None:
+            return [self._queue.popleft()]
         close_at = loop.time() + self.max_delay_s
-        while len(self._queue) < self.max_batch and self._arriving > 0:
+        while len(self._queue) < self.max_batch and self._arriving > 0 and self._queue[-1].job is None:
             remaining = close_at - loop.time()
             if remaining <= 0:
                 break
@@ -213,38 +211,43 @@ class Batcher:
                 await asyncio.wait_for(self._wake.wait(), remaining)
             except TimeoutError:
                 break
-        return [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+        images = next((i for i, item in enumerate(self._queue) if item.job is not None), len(self._queue))
+        return [self._queue.popleft() for _ in range(min(self.max_batch, images))]
 
     async def _dispatch_loop(self) -> None:
-        loop = asyncio.get_running_loop()
         slots = asyncio.Semaphore(self.max_in_flight)
         running: set[asyncio.Task] = set()
         try:
             while True:
                 await slots.acquire()     # while every slot computes, requests pile up into the next batch
-                batch = await self._next_batch()
-                now = loop.time()
-                live = []
-                for item in batch:
-                    if item.future.done():      # the caller gave up (deadline) while it waited
-                        continue
-                    if now >= item.deadline:
-                        item.future.set_exception(DeadlineExceeded("expired in the queue"))
-                        continue
-                    self.observe("queue_wait", now - item.queued_at)
-                    live.append(item)
-                if not live:
-                    slots.release()
-                    self._maybe_idle()
-                    continue
-                count = len(live)
-                self._running += count
-                task = loop.create_task(self._run(live))
-                running.add(task)
-                task.add_done_callback(functools.partial(self._finished, count=count, slots=slots, running=running))
+                # No local keeps the batch: once answered, its items (a job's decoded image) are freed.
+                self._launch(await self._next_batch(), slots, running)
         finally:
             for task in running:
                 task.cancel()
+
+    def _launch(self, batch: list[_Item], slots: asyncio.Semaphore, running: set[asyncio.Task]) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        live = []
+        for item in batch:
+            if item.future.done():      # the caller gave up (deadline) while it waited
+                continue
+            if now >= item.deadline:
+                item.future.set_exception(DeadlineExceeded("expired in the queue"))
+                continue
+            if item.job is None:
+                self.observe("queue_wait", now - item.queued_at)
+            live.append(item)
+        if not live:
+            slots.release()
+            self._maybe_idle()
+            return
+        count = len(live)
+        self._running += count
+        task = loop.create_task(self._run(live))
+        running.add(task)
+        task.add_done_callback(functools.partial(self._finished, count=count, slots=slots, running=running))
 
     def _finished(self, task: asyncio.Task, count: int, slots: asyncio.Semaphore, running: set[asyncio.Task]) -> None:
         running.discard(task)
@@ -255,11 +258,15 @@ class Batcher:
     async def _run(self, live: list[_Item]) -> None:
         loop = asyncio.get_running_loop()
         try:
-            images = torch.stack([item.x for item in live])
-            start = time.perf_counter()
-            outputs = await loop.run_in_executor(self.executor, self.run_batch, images)
-            self.observe("inference", time.perf_counter() - start)
-            self.observe("batch_size", len(live))
+            job, live[0].job = live[0].job, None     # its caller's item lets go of the job's input
+            if job is not None:
+                outputs = [await loop.run_in_executor(self.executor, job)]
+            else:
+                images = torch.stack([item.x for item in live])  # type: ignore[misc]
+                start = time.perf_counter()
+                outputs = await loop.run_in_executor(self.executor, self.run_batch, images)
+                self.observe("inference", time.perf_counter() - start)
+                self.observe("batch_size", len(live))
             for item, row in zip(live, outputs):
                 if not item.future.done():
                     item.future.set_result(row)
@@ -267,8 +274,3 @@ class Batcher:
             for item in live:
                 if not item.future.done():
                     item.future.set_exception(error)
-
-
-def retry_after_s(queued: int, images_per_s: float) -> int:
-    """Seconds until a full queue has room again, for a ``Retry-After`` header (at least 1)."""
-    return max(1, math.ceil(queued / images_per_s)) if images_per_s > 0 else 1

@@ -5,6 +5,7 @@ backend (uvicorn here, Ray Serve replicas), so both serve the same thing."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import io
 import os
@@ -212,12 +213,20 @@ class Service:
     def label(self, index: int) -> str:
         return self.class_names[index] if self.class_names else f"class {index}"
 
-    async def cam_png(self, data: bytes, class_index: int | None = None) -> bytes:
-        """The class activation map over the crop the model saw, as PNG bytes (on the
-        inference thread: it runs the PyTorch model, and should not race the batches)."""
-        image = await asyncio.get_running_loop().run_in_executor(
-            self._decode, lambda: decode_image(data, name="upload", max_pixels=self.settings.max_pixels))
-        return await asyncio.get_running_loop().run_in_executor(self._inference, self._cam, image, class_index)
+    async def cam_png(self, data: bytes, class_index: int | None = None, *, deadline: float) -> bytes:
+        """The class activation map over the crop the model saw, as PNG bytes. It takes a place
+        in the batcher's bounded queue before decoding (QueueFull past it, DeadlineExceeded
+        past ``deadline``) and runs on the inference thread in its turn: it runs the PyTorch
+        model, and should neither race the batches nor hold a decoded image unbounded."""
+        if class_index is not None and not 0 <= class_index < self.num_classes:
+            raise ValueError(f"class index {class_index} is out of range: this model has classes "
+                             f"0..{self.num_classes - 1}")
+        loop = asyncio.get_running_loop()
+        decode = functools.partial(decode_image, data, name="upload", max_pixels=self.settings.max_pixels)
+        with self.batcher.admission(1) as ticket:
+            # The decoded image goes straight into the job, no local here: only the queue holds it.
+            return await self.batcher.call(ticket, functools.partial(  # type: ignore[return-value]
+                self._cam, await loop.run_in_executor(self._decode, decode), class_index), deadline)
 
     def _cam(self, image, class_index: int | None) -> bytes:  # type: ignore[no-untyped-def]
         cam = class_activation_map(image, self.model, class_index, device="cpu")
