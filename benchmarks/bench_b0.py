@@ -9,14 +9,18 @@ torch.compile, torch.onnx.export -> onnxruntime fp32 and int8 with our quantiser
 calibration images, -> OpenVINO fp32, bf16 and NNCF int8), run alternately in one process
 (see ``effnet.bench``); then where onnxruntime spends its time in our fp32 and int8 graphs
 (onnxruntime's profiler, against the CPU's peak for each precision), and training memory in
-fresh subprocesses. Writes ``b0_cpu.json`` and ``b0_cpu.md``. Ratios are the numbers to
-quote; absolute numbers depend on the machine and on whatever else runs on it.
+fresh subprocesses. Ratios are the numbers to quote; absolute numbers depend on the machine
+and on whatever else runs on it.
+
+Writes through ``effnet.bench.results`` under OUT (default benchmarks/results): ``b0_cpu/``
+(``b0_cpu_quick/`` with --quick: a smoke run is not the benchmark), ``b0_cpu_train/``
+(--train-only; ``b0_cpu_train_default_allocator/`` with --allocator default),
+``b0_cpu_memory/`` (--memory-only) and ``b0_cpu_profile/`` (--profile-only).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -28,6 +32,7 @@ from effnet.bench import INFERENCE_PATHS, PEER_PATHS, PEERS, TRAIN_PATHS, Report
 from effnet.bench import to_markdown, training_memory
 from effnet.bench.contestants import export_peer_onnx, peer_module
 from effnet.bench.onnx_profile import profile_markdown, profile_onnx
+from effnet.bench.results import write_result
 from effnet.deploy.export import export_model
 from effnet.deploy.quantize import quantize_onnx
 from effnet.factory import create_model
@@ -36,7 +41,8 @@ from effnet.allocator import keep_freed_cpu_memory
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results",
+                        help="results folder (default: benchmarks/results)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="1 round, no compile, no memory (a smoke run)")
     parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile paths")
@@ -46,7 +52,7 @@ def main() -> None:
                         help="only the training step, 5 rounds of >= 8 s per contestant (the step varies most)")
     parser.add_argument("--profile-only", action="store_true",
                         help="only onnxruntime's profile of our fp32 graph beside timm's exported ones, at batch 1 "
-                             "and 32 (b0_cpu_profile.md: where each spends its time, against the peak)")
+                             "and 32 (b0_cpu_profile: where each spends its time, against the peak)")
     parser.add_argument("--allocator", choices=["cache", "default"], default="cache",
                         help="cache: glibc keeps freed memory, for every contestant (what effnet's CPU training "
                              "loop does); default: glibc unmaps large blocks on free")
@@ -68,11 +74,11 @@ def main() -> None:
                        rounds=1 if args.quick else 3, min_time=0.5 if args.quick else 1.5,
                        memory=not (args.quick or args.no_train), profile=False,
                        log=lambda m: print(f"[{time.time() - start:6.0f}s] {m}", file=sys.stderr, flush=True))
-    args.out.mkdir(parents=True, exist_ok=True)
     markdown = to_markdown(report) + "\n" + onnx_profiles(setting, report)
-    (args.out / "b0_cpu.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-    (args.out / "b0_cpu.md").write_text(markdown)
     print(markdown)
+    written = write_result("b0_cpu_quick" if args.quick else "b0_cpu", report.to_dict(), markdown, root=args.out,
+                           threads=args.threads)
+    print(f"written: {written}", file=sys.stderr)
 
 
 def onnx_profiles(setting: Setting, report: Report, batch: int = 32) -> str:
@@ -104,6 +110,7 @@ def profile_only(args: argparse.Namespace, batches: tuple[int, ...] = (1, 32)) -
                 "kind of work; ms per run (the profiler's own overhead included, so totals run above the "
                 "benchmark's).\n"]
     rng = np.random.default_rng(0)
+    profiles: dict[str, list[dict[str, object]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         graphs = {"ours": Path(tmp) / "ours.onnx"}
         export_model(create_model(setting.model).eval(), graphs["ours"], resolution=setting.resolution)
@@ -115,12 +122,15 @@ def profile_only(args: argparse.Namespace, batches: tuple[int, ...] = (1, 32)) -
             x = rng.standard_normal((batch, 3, setting.resolution, setting.resolution), dtype=np.float32)
             for name, path in graphs.items():
                 rows = profile_onnx(path, x, threads=setting.threads, runs=10 if batch == 1 else 2)
+                profiles[f"{name}, batch {batch}"] = rows
                 total = sum(float(r["ms"]) for r in rows)  # type: ignore[arg-type]
                 sections.append(f"### {name}, batch {batch}: {total:.1f} ms per run\n\n" + profile_markdown(rows, peak))
     markdown = "\n".join(sections)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "b0_cpu_profile.md").write_text(markdown)
     print(markdown)
+    record = {"model": setting.model, "resolution": setting.resolution, "threads": setting.threads,
+              "peak_madds_per_s": peak, "profiles": profiles}
+    print(f"written: {write_result('b0_cpu_profile', record, markdown, root=args.out, threads=setting.threads)}",
+          file=sys.stderr)
 
 
 def train_only(args: argparse.Namespace) -> None:
@@ -133,12 +143,11 @@ def train_only(args: argparse.Namespace) -> None:
     _write(report, args.out, "b0_cpu_train" if args.allocator == "cache" else "b0_cpu_train_default_allocator")
 
 
-def _write(report: Report, out: Path, stem: str) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{stem}.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+def _write(report: Report, out: Path, benchmark: str) -> None:
     markdown = to_markdown(report)
-    (out / f"{stem}.md").write_text(markdown)
     print(markdown)
+    written = write_result(benchmark, report.to_dict(), markdown, root=out, threads=report.setting.threads)
+    print(f"written: {written}", file=sys.stderr)
 
 
 def memory_only(args: argparse.Namespace) -> None:

@@ -7,13 +7,15 @@ from the same model.
 Accuracy: without a labelled dataset on this machine, the measure is top-1 agreement and
 top-5 overlap with fp32 on held-out crops of scikit-image's photographs (calibration uses
 other crops), over all crops and over those fp32 is confident about (> 50%). Speed: every
-path alternately at batch 1 and 32. Writes ``int8_lite0.json``.
+path alternately at batch 1 and 32. Writes ``benchmarks/results/int8_lite0/`` (through
+``effnet.bench.results``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -23,6 +25,7 @@ import torch
 import effnet
 from effnet.bench import time_alternately
 from effnet.bench.contestants import onnx_file_runner
+from effnet.bench.results import write_result
 from effnet.deploy.calibration import sample_photos
 from effnet.deploy.export import export_model
 from effnet.deploy.fuse import optimize_for_inference
@@ -34,7 +37,8 @@ def main() -> None:
     parser.add_argument("--calibration", type=int, default=64)
     parser.add_argument("--held-out", type=int, default=160)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results",
+                        help="results folder (default: benchmarks/results)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = effnet.create_model("efficientnet_lite0", weights="lite0.official").eval()
@@ -73,9 +77,8 @@ def main() -> None:
               "onnx_int8_speedup_over_onnx_fp32": {b: s["onnx-fp32"] / s["onnx-int8"] for b, s in speed.items()},
               "openvino_int8_speedup_over_openvino_fp32": {b: s["openvino-fp32"] / s["openvino-int8"]
                                                            for b, s in speed.items()}}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "int8_lite0.json").write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))
+    print(f"written: {write_result('int8_lite0', record, root=args.out, threads=args.threads)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

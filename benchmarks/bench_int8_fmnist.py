@@ -10,14 +10,14 @@ weights), that file or the run's ``last.pt``, for example the run
 folded and fixed SAME pads, then quantised with calibration images held out from the
 *training* set (never the test set). Top-1 is measured for eager PyTorch, fp32 ONNX and int8
 ONNX on the whole test set; speed alternates the three (plus timm's eager model of the same
-architecture, random weights) at batch 1 and batch 256. Writes ``int8_fmnist.json``/``.md``.
+architecture, random weights) at batch 1 and batch 256. Writes ``benchmarks/results/int8_fmnist/``
+(through ``effnet.bench.results``).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import statistics
 import sys
 import tempfile
@@ -30,10 +30,11 @@ from effnet import create_model
 from effnet.bench import time_alternately
 from effnet.bench.contestants import onnx_file_runner
 from effnet.bench.peers import timm_same_architecture
+from effnet.bench.results import write_result
 from effnet.deploy.export import export_model, max_abs_diff
 from effnet.deploy.fuse import optimize_for_inference
 from effnet.preprocessing import Preprocessing
-from effnet.train.config import run_config
+from effnet.train.config_files import config_of_run
 from effnet.train.data import build_eval_loader
 from effnet.weights import fetch_weights
 
@@ -83,12 +84,13 @@ def main() -> int:
     parser.add_argument("checkpoint", type=Path, help="a training run folder, its model.safetensors or last.pt")
     parser.add_argument("--calibration", type=int, default=512, help="training images for calibration")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results",
+                        help="results folder (default: benchmarks/results)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     file = args.checkpoint
     loaded = fetch_weights(file)
-    config = run_config(file, loaded.meta.provenance if loaded.meta is not None else None)
+    config = config_of_run(file, loaded.meta.provenance if loaded.meta is not None else None)
     model = create_model(None, weights=loaded).eval()
     pre: Preprocessing = model.preprocessing
     test_x, test_y = images_and_labels(config, "test", pre)
@@ -138,10 +140,9 @@ def main() -> int:
         lines += [f"| {batch} | {name} | {r['ms']:.2f} | {r['images_per_s']:.0f} | {r['vs_timm_eager']:.2f}x |"
                   for name, r in rows.items()]
     markdown = "\n".join(lines) + "\n"
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "int8_fmnist.json").write_text(json.dumps(record, indent=2) + "\n")
-    (args.out / "int8_fmnist.md").write_text(markdown)
     print(markdown)
+    print(f"written: {write_result('int8_fmnist', record, markdown, root=args.out, threads=args.threads)}",
+          file=sys.stderr)
     return 0
 
 

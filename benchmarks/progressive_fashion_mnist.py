@@ -9,8 +9,9 @@ stages, V2-S's regularisation: no mixup) starts at 14 px, magnitude 5, dropout 0
 linearly to them.
 Both use per-image transforms (progressive learning resizes each image for its stage), select
 the best epoch on 5,000 minival images held out of train, and evaluate the test set once.
-Each finished run is appended to the results file, so an interrupted benchmark continues
-with the runs it lacks. Writes ``benchmarks/results/progressive_fmnist.{json,md}``.
+Each finished run is appended to ``OUT/finished_runs.json``, so an interrupted benchmark
+continues with the runs it lacks (a new OUT starts afresh). When all have run, writes
+``benchmarks/results/progressive_fmnist/`` (through ``effnet.bench.results``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from pathlib import Path
 
 import torch
 
-from effnet.train.config import load_config
+from effnet.atomic import write_atomic
+from effnet.bench.results import write_result
+from effnet.train.config_files import load_config
 from effnet.train.loop import train
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,21 +65,22 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "progressive")
-    parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "progressive_fmnist.json")
+    parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results",
+                        help="results folder (default: benchmarks/results)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    done = json.loads(args.results.read_text())["runs"] if args.results.is_file() else []
+    journal = args.out / "finished_runs.json"
+    done = json.loads(journal.read_text())["runs"] if journal.is_file() else []
+    record: dict[str, object] = {}
     for seed in range(args.seeds):
         for arm in ("fixed", "progressive"):
             if any(r["arm"] == arm and r["seed"] == seed for r in done):
                 continue
             print(f"== {arm}, seed {seed}", flush=True)
             done.append(run_one(arm, seed, args, args.out))
-            args.results.parent.mkdir(parents=True, exist_ok=True)
-            args.results.write_text(json.dumps({"command": " ".join([sys.executable, *sys.argv]),
-                                                "settings": vars(args) | {"out": str(args.out),
-                                                                          "results": str(args.results)},
-                                                "runs": done}, indent=2) + "\n")
+            record = {"command": " ".join([sys.executable, *sys.argv]),
+                      "settings": vars(args) | {"out": str(args.out), "results": str(args.results)}, "runs": done}
+            write_atomic(journal, json.dumps(record, indent=2) + "\n")
     lines = [f"`{args.model}` on Fashion-MNIST, {args.epochs} epochs on {args.train_subset:,} training images "
              f"(5,000 minival held out), batch 128, {args.threads} threads; test top-1 of the best minival epoch.",
              "", "| arm | seed | wall (s) | train time (s) | test top-1 |", "|---|---|---|---|---|"]
@@ -89,8 +93,10 @@ def main() -> int:
                          f"{statistics.mean(r['train_seconds'] for r in runs):.0f} | "
                          f"{statistics.mean(r['test_top1'] for r in runs):.2f}% |")
     markdown = "\n".join(lines) + "\n"
-    args.results.with_suffix(".md").write_text(markdown)
     print(markdown)
+    record = record or (json.loads(journal.read_text()) if journal.is_file() else {"runs": done})
+    print(f"written: {write_result('progressive_fmnist', record, markdown, root=args.results, threads=args.threads)}",
+          file=sys.stderr)
     return 0
 
 

@@ -33,7 +33,7 @@ from effnet.bench.train_step import training_step
 from effnet.counting import count
 from effnet.deploy.timing import call_times
 from effnet.model import build_model
-from effnet.train.config import load_config
+from effnet.train.config_files import load_config
 from effnet.train.loop import train
 from effnet.train.optim import build_optimizer
 from effnet.zoo.small import fashion_mnist_net
