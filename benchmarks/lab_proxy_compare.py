@@ -1,4 +1,4 @@
-"""Issue #16 section 1: the laboratory's scaling experiment under its default proxy and under
+"""The laboratory's scaling experiment (docs/lab.md) under its default proxy and under
 the 3x longer one, side by side (one panel each, the same axes): does the proxy decide the
 verdict? Reads the two experiments' summary.json, writes OUT (default docs/img/lab_long_proxy.png).
 

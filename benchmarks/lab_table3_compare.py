@@ -1,6 +1,6 @@
-"""Issue #16 section 3: the paper's Table 3 on Fashion-MNIST, beside the paper's numbers.
+"""The paper's Table 3 on Fashion-MNIST (docs/lab.md), beside the paper's numbers.
 
-Reads the journals of `benchmarks/lab_issue16_table3.sh` (benchmarks/results/lab/table3/NET/
+Reads the journals of `benchmarks/lab_table3.sh` (benchmarks/results/lab/table3/NET/
 journal.jsonl), so it also reports a run still under way: a network with no finished trial
 is listed as not run, a method with no trial yet as "-". Writes table3.md beside the journals
 and a plot (one panel per network) to OUT (default docs/img/lab_table3.png).

@@ -1,5 +1,5 @@
-"""Issue #12's NAS + scaling comparison: the networks the search found and the hand-designed
-base, each compound-scaled the same way (`benchmarks/search_issue12_after.sh` step 3), side
+"""The NAS + scaling comparison of docs/search.md: the networks the search found and the hand-designed
+base, each compound-scaled the same way (`benchmarks/search_fmnist_evaluate.sh` step 3), side
 by side: one accuracy-against-MAdds curve per network, and the difference to the base at each
 phi with a Welch 95% interval (the laboratory's `welch`, applied across experiments).
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Fashion-MNIST searches of issue #12, each resumable from its folder under
+# The Fashion-MNIST architecture searches of docs/search.md, each resumable from its folder under
 # benchmarks/results/search/fmnist/ (run this again after an interruption: finished trials are
 # skipped, the strategy's state is restored). Same proxy (the lab's default: 3 epochs x 10,000
 # images, ranked on a 4,000-image minival held out from train), same seed, target T = the

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# After benchmarks/search_issue12.sh: issue #12's retraining table, proxy check and NAS +
-# scaling comparison, in order, each resumable from its journal (run this again after an
+# After benchmarks/search_fmnist.sh: the retraining table, the proxy check and NAS + scaling of
+# docs/search.md, in order, each resumable from its journal (run this again after an
 # interruption: finished trainings are skipped).
 #   1. retrain from scratch: the top 3 of the searches pooled (by reward), the best within 10% of T, the hand-designed
 #      fmnist_lab and 3 random networks of its MAdds, 3 seeds, the lab's long budget; test top-1
@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 EFFNET=".venv/bin/effnet"
 S=benchmarks/results/search/fmnist
-# Pool the searches that have finished their 100 candidates (evolution is optional in #12: "if
+# Pool the searches that have finished their 100 candidates (evolution is optional: "if
 # the budget allows"); a search finished later joins on the next run and the journal keeps the rest.
 searches=()
 for strategy in random ppo evolution; do

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The experiments of issue #16, in order, each resumable from its journal under
-# benchmarks/results/lab/ (run this again after an interruption: finished trials are skipped).
+# The laboratory's checks of its own verdicts (docs/lab.md), in order, each resumable from its
+# journal under benchmarks/results/lab/ (run this again after an interruption: finished trials
+# are skipped).
 #   1. compound vs resolution vs width at phi 2 and 3 with a 3x longer proxy (6 epochs x 15,000 images), 3 seeds
 #   2. the coefficient grid's top 5 and its depth-heavy corner under the same longer proxy
 #   3. Figure 4: width scaling along four (depth, resolution) curves, default proxy, 2 seeds
-#   4. depth-only scaling at phi 2 and 3 with the longer proxy (added to run 1's folder)
+#   4. depth-only scaling at phi 2 and 3 with the longer proxy (added to step 1's folder)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EFFNET=".venv/bin/effnet"
