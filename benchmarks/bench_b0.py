@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--no-train", action="store_true", help="inference only (no training step, no memory)")
     parser.add_argument("--memory-only", action="store_true", help="only the training-memory subprocesses")
     parser.add_argument("--train-only", action="store_true",
-                        help="only the training step, 5 rounds of >= 8 s per contestant (the step varies most)")
+                        help="only the training step, 3 rounds of >= 8 s per contestant (the step varies most)")
     parser.add_argument("--profile-only", action="store_true",
                         help="only onnxruntime's profile of our fp32 graph beside timm's exported ones, at batch 1 "
                              "and 32 (b0_cpu_profile: where each spends its time, against the peak)")
