@@ -45,7 +45,7 @@ CASES = (
     + _timm("torchvision", [f"efficientnet_b{i}" for i in range(4)], 128)
     + _timm("torchvision", [f"efficientnet_b{i}" for i in range(4, 8)], 96)
 )
-# EfficientNetV2: the 15 conversions of the V2 issue, each at an even and an odd non-square size.
+# EfficientNetV2: 15 peer models (timm's tf_ and own variants, torchvision's), each at an even and an odd non-square size.
 V2_SIZES = ((64, 96), (65, 97))
 V2_CASES = tuple(
     PeerCase(layout, model, 64, V2_SIZES)
