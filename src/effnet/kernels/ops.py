@@ -24,60 +24,11 @@ eager-only (compiled graphs use the native SE).
 
 from __future__ import annotations
 
-import ctypes
-
 import torch
 from torch import Tensor, nn
 
+from .checks import ACTIVATIONS, check, check_activation, check_depthwise, pointer
 from .compile import library as _library
-
-ACTIVATIONS = {None: 0, "silu": 1, "relu": 2, "relu6": 3}
-
-
-def _check(what: str, tensor: Tensor, shape: tuple[int, ...] | int) -> None:
-    """A float32 CPU tensor of ``shape`` (or of that many dimensions), or a clear error."""
-    if not isinstance(tensor, Tensor):
-        raise TypeError(f"effnet kernel: {what} must be a tensor, got {type(tensor).__name__}")
-    if tensor.device.type != "cpu":
-        raise ValueError(f"effnet kernel: {what} is on {tensor.device}; the fused kernels run on the CPU only")
-    if tensor.dtype != torch.float32:
-        raise ValueError(f"effnet kernel: {what} is {tensor.dtype}; the fused kernels take float32 only "
-                         "(use the native layers for other precisions)")
-    if isinstance(shape, int):
-        if tensor.dim() != shape:
-            raise ValueError(f"effnet kernel: {what} must have {shape} dimensions, got shape {tuple(tensor.shape)}")
-    elif tuple(tensor.shape) != shape:
-        raise ValueError(f"effnet kernel: {what} must have shape {shape}, got {tuple(tensor.shape)}")
-
-
-def _check_activation(x: Tensor, weight: Tensor, bias: Tensor, eps: float, act: int) -> None:
-    _check("x", x, 4)
-    channels = x.shape[1]
-    _check("BN weight", weight, (channels,))
-    _check("BN bias", bias, (channels,))
-    if act not in ACTIVATIONS.values():
-        raise ValueError(f"effnet kernel: activation code {act} is unknown; use one of {sorted(ACTIVATIONS.values())}")
-    if not eps > 0:
-        raise ValueError(f"effnet kernel: BN eps must be > 0, got {eps}")
-    if x.numel() <= channels:
-        raise ValueError(f"effnet kernel: batch norm needs more than one value per channel, got shape {tuple(x.shape)}")
-
-
-def _check_depthwise(x: Tensor, weight: Tensor, stride: int, pad_top: int, pad_left: int, out_h: int,
-                     out_w: int) -> None:
-    _check("x", x, 4)
-    channels = x.shape[1]
-    if weight.dim() != 4 or weight.shape[2] != weight.shape[3]:
-        raise ValueError(f"effnet kernel: depthwise weight must be [C, 1, k, k], got {tuple(weight.shape)}")
-    kernel = weight.shape[-1]
-    _check("depthwise weight", weight, (channels, 1, kernel, kernel))
-    if stride < 1 or kernel < 1 or min(pad_top, pad_left) < 0 or min(out_h, out_w) < 1:
-        raise ValueError(f"effnet kernel: bad depthwise geometry (kernel {kernel}, stride {stride}, pads "
-                         f"{pad_top}/{pad_left}, output {out_h}x{out_w})")
-
-
-def _ptr(tensor: Tensor) -> ctypes.c_void_p:
-    return ctypes.c_void_p(tensor.data_ptr())
 
 
 def _affine(weight: Tensor, bias: Tensor, mean: Tensor, var: Tensor, eps: float) -> tuple[Tensor, Tensor]:
@@ -90,7 +41,7 @@ def _affine(weight: Tensor, bias: Tensor, mean: Tensor, var: Tensor, eps: float)
 def _sums(kernel, threads: int, channels: int, *args) -> Tensor:  # type: ignore[no-untyped-def]
     partial = torch.zeros(threads, 2 * channels, dtype=torch.float64)
     out = torch.empty(2 * channels, dtype=torch.float64)
-    if kernel(*args, _ptr(partial), _ptr(out), threads) != 0:
+    if kernel(*args, pointer(partial), pointer(out), threads) != 0:
         raise MemoryError("the fused BN kernel could not allocate its per-thread sums")
     return out
 
@@ -98,20 +49,20 @@ def _sums(kernel, threads: int, channels: int, *args) -> Tensor:  # type: ignore
 @torch.library.custom_op("effnet::bn_act_train", mutates_args=())
 def bn_act_train(x: Tensor, weight: Tensor, bias: Tensor, eps: float, act: int) -> tuple[Tensor, Tensor, Tensor]:
     """``act(batch_norm(x))`` with batch statistics; returns (y, mean, biased variance)."""
-    _check_activation(x, weight, bias, eps, act)
+    check_activation(x, weight, bias, eps, act)
     library = _library()
     x = x.contiguous(memory_format=torch.channels_last)
     weight, bias = weight.contiguous(), bias.contiguous()
     n, c, h, w = x.shape
     rows, threads = n * h * w, torch.get_num_threads()
     shift = x[0, :, 0, 0].contiguous()  # a rough mean keeps the one-pass variance accurate
-    sums = _sums(library.effnet_bn_stats, threads, c, _ptr(x), rows, c, _ptr(shift))
+    sums = _sums(library.effnet_bn_stats, threads, c, pointer(x), rows, c, pointer(shift))
     centred = sums[:c] / rows
     mean = (shift.double() + centred).float()
     var = (sums[c:] / rows - centred * centred).clamp_min(0).float()
     scale, shift = _affine(weight.float(), bias.float(), mean, var, eps)
     y = torch.empty_like(x)
-    library.effnet_bn_act_apply(_ptr(x), _ptr(y), rows, c, _ptr(scale), _ptr(shift), act, threads)
+    library.effnet_bn_act_apply(pointer(x), pointer(y), rows, c, pointer(scale), pointer(shift), act, threads)
     return y, mean, var
 
 
@@ -125,10 +76,10 @@ def _(x: Tensor, weight: Tensor, bias: Tensor, eps: float, act: int) -> tuple[Te
 def bn_act_train_backward(grad: Tensor, x: Tensor, weight: Tensor, bias: Tensor, mean: Tensor, var: Tensor,
                           eps: float, act: int) -> tuple[Tensor, Tensor, Tensor]:
     """Gradients of :func:`bn_act_train`'s ``y`` with respect to x, weight and bias."""
-    _check_activation(x, weight, bias, eps, act)
-    _check("gradient", grad, tuple(x.shape))
-    _check("batch mean", mean, (x.shape[1],))
-    _check("batch variance", var, (x.shape[1],))
+    check_activation(x, weight, bias, eps, act)
+    check("gradient", grad, tuple(x.shape))
+    check("batch mean", mean, (x.shape[1],))
+    check("batch variance", var, (x.shape[1],))
     library = _library()
     mean, var = mean.contiguous(), var.contiguous()
     x = x.contiguous(memory_format=torch.channels_last)
@@ -137,15 +88,15 @@ def bn_act_train_backward(grad: Tensor, x: Tensor, weight: Tensor, bias: Tensor,
     rows, threads = n * h * w, torch.get_num_threads()
     scale, shift = _affine(weight.float(), bias.float(), mean, var, eps)
     dx = torch.empty_like(x)  # holds dL/dz after the first pass, dL/dx after the second
-    sums = _sums(library.effnet_bn_act_backward_sums, threads, c, _ptr(grad), _ptr(x), _ptr(dx), rows, c,
-                 _ptr(scale), _ptr(shift), _ptr(mean), act)
+    sums = _sums(library.effnet_bn_act_backward_sums, threads, c, pointer(grad), pointer(x), pointer(dx), rows, c,
+                 pointer(scale), pointer(shift), pointer(mean), act)
     grad_z, grad_z_centred = sums[:c], sums[c:]  # sum of dL/dz, sum of dL/dz * (x - mean)
     invstd, scale64 = torch.rsqrt(var.double() + eps), scale.double()
     # dx = scale * (dz - mean(dz) - (x - mean) * invstd^2 * mean(dz * (x - mean))) = a dz + b x + d
     b = -scale64 * invstd * invstd * grad_z_centred / rows
     d = -scale64 * grad_z / rows - b * mean.double()
     b32, d32 = b.float(), d.float()  # named: the kernel reads them through raw pointers
-    library.effnet_bn_act_backward_apply(_ptr(dx), _ptr(x), rows, c, _ptr(scale), _ptr(b32), _ptr(d32), threads)
+    library.effnet_bn_act_backward_apply(pointer(dx), pointer(x), rows, c, pointer(scale), pointer(b32), pointer(d32), threads)
     return dx, (invstd * grad_z_centred).to(weight.dtype), grad_z.to(bias.dtype)
 
 
@@ -183,7 +134,7 @@ def applicable(x: Tensor, bn: nn.Module, act: str | None) -> bool:
 def batch_norm_act(x: Tensor, bn: nn.BatchNorm2d, act: str | None) -> Tensor:
     """``activation(act)(bn(x))`` for a BN in training mode, running statistics updated as
     ``nn.BatchNorm2d`` updates them (unbiased variance, momentum or cumulative average)."""
-    _check("x", x, 4)
+    check("x", x, 4)
     y, mean, var = torch.ops.effnet.bn_act_train(x, bn.weight, bn.bias, bn.eps, ACTIVATIONS[act])
     with torch.no_grad():
         bn.num_batches_tracked.add_(1)
@@ -205,12 +156,12 @@ def depthwise_conv(x: Tensor, weight: Tensor, stride: int, pad_top: int, pad_lef
                    out_w: int) -> Tensor:
     """Depthwise kxk conv (``weight`` [C, 1, k, k], no bias) of a channels_last float32 ``x``
     with the given top/left padding and output size (bottom/right padding is implied)."""
-    _check_depthwise(x, weight, stride, pad_top, pad_left, out_h, out_w)
+    check_depthwise(x, weight, stride, pad_top, pad_left, out_h, out_w)
     x = x.contiguous(memory_format=torch.channels_last)
     kernel = weight.shape[-1]
     taps = weight.detach().reshape(weight.shape[0], kernel * kernel).t().contiguous()  # [k*k, C]
     y = torch.empty((x.shape[0], x.shape[1], out_h, out_w), dtype=x.dtype, memory_format=torch.channels_last)
-    _library().effnet_dw_forward(_ptr(x), _ptr(taps), _ptr(y),
+    _library().effnet_dw_forward(pointer(x), pointer(taps), pointer(y),
                                  *_dw_shape(x, kernel, stride, pad_top, pad_left, out_h, out_w),
                                  torch.get_num_threads())
     return y
@@ -226,8 +177,8 @@ def _(x: Tensor, weight: Tensor, stride: int, pad_top: int, pad_left: int, out_h
 def depthwise_conv_backward(grad: Tensor, x: Tensor, weight: Tensor, stride: int, pad_top: int, pad_left: int,
                             out_h: int, out_w: int) -> tuple[Tensor, Tensor]:
     """Gradients of :func:`depthwise_conv` with respect to x and weight, in one pass."""
-    _check_depthwise(x, weight, stride, pad_top, pad_left, out_h, out_w)
-    _check("gradient", grad, (x.shape[0], x.shape[1], out_h, out_w))
+    check_depthwise(x, weight, stride, pad_top, pad_left, out_h, out_w)
+    check("gradient", grad, (x.shape[0], x.shape[1], out_h, out_w))
     x = x.contiguous(memory_format=torch.channels_last)
     grad = grad.contiguous(memory_format=torch.channels_last)
     channels, kernel, threads = weight.shape[0], weight.shape[-1], torch.get_num_threads()
@@ -235,7 +186,7 @@ def depthwise_conv_backward(grad: Tensor, x: Tensor, weight: Tensor, stride: int
     dx = torch.empty_like(x)
     partial = torch.zeros(threads, kernel * kernel * channels, dtype=torch.float64)
     dtaps = torch.empty(kernel * kernel, channels, dtype=torch.float32)
-    if _library().effnet_dw_backward(_ptr(grad), _ptr(x), _ptr(taps), _ptr(dx), _ptr(partial), _ptr(dtaps),
+    if _library().effnet_dw_backward(pointer(grad), pointer(x), pointer(taps), pointer(dx), pointer(partial), pointer(dtaps),
                                      *_dw_shape(x, kernel, stride, pad_top, pad_left, out_h, out_w), threads) != 0:
         raise MemoryError("the depthwise conv kernel could not allocate its per-thread sums")
     return dx, dtaps.t().reshape(weight.shape).contiguous()
@@ -275,7 +226,7 @@ def depthwise_applicable(x: Tensor, conv: nn.Conv2d) -> bool:
 def depthwise(x: Tensor, conv: nn.Conv2d, pads: tuple[int, int, int, int]) -> Tensor:
     """``conv`` applied to ``x`` padded by (left, right, top, bottom) zeros, without the
     padded copy."""
-    _check("x", x, 4)
+    check("x", x, 4)
     left, right, top, bottom = pads
     k, s = conv.kernel_size[0], conv.stride[0]
     out_h = (x.shape[2] + top + bottom - k) // s + 1
@@ -304,13 +255,13 @@ class _SqueezeExcite(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[no-untyped-def, override]
         x, pooled, gate, *params = ctx.saved_tensors
-        _check("x", x, 4)
-        _check("gradient", grad, tuple(x.shape))
+        check("x", x, 4)
+        check("gradient", grad, tuple(x.shape))
         x = x.contiguous(memory_format=torch.channels_last)
         grad = grad.contiguous(memory_format=torch.channels_last)
         n, c, h, w = x.shape
         grad_gate = torch.empty(n, c, dtype=torch.float32)
-        if _library().effnet_se_gate_grad(_ptr(grad), _ptr(x), n, h * w, c, _ptr(grad_gate),
+        if _library().effnet_se_gate_grad(pointer(grad), pointer(x), n, h * w, c, pointer(grad_gate),
                                           torch.get_num_threads()) != 0:
             raise MemoryError("the fused SE kernel could not allocate its sums")
         wanted = [p for p, need in zip(params, ctx.needs_input_grad[2:]) if need]
@@ -332,7 +283,7 @@ def squeeze_excite_applicable(x: Tensor) -> bool:
 def squeeze_excite(x: Tensor, gate_logits, params: list[Tensor]) -> Tensor:  # type: ignore[no-untyped-def]
     """``x * sigmoid(gate_logits(x.mean((2, 3), keepdim=True)))``; ``params`` are every
     parameter ``gate_logits`` uses (their gradients are returned through them)."""
-    _check("x", x, 4)
+    check("x", x, 4)
     return _SqueezeExcite.apply(x, gate_logits, *params)
 
 
