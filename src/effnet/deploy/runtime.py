@@ -46,7 +46,8 @@ def session_options(threads: int | None = None, *, optimize: bool = True, spin: 
 # micro-batches of MICRO_BATCH images, run by one session per core (one thread each) side by
 # side. B0's activations for 2 images stay in a core's L2 cache; a batch of 32 run as one does
 # not, and every elementwise pass (SiLU, SE's multiply, the layout reorders) then goes to
-# memory: on a 2-core EPYC, 80 images/s planned against 53 as one batch. A batch smaller
+# memory: on a 2-core EPYC, 60.0 and 80.7 images/s planned against 52.4 and 57.4 as one
+# batch in two recorded runs (benchmarks/results/b0_cpu). A batch smaller
 # than the number of streams runs as one, on every thread (lowest latency).
 MICRO_BATCH = 2
 

@@ -66,8 +66,9 @@ def choose_runtime(requested: str, device: torch.device) -> str:
 def _build(model: nn.Module, runtime: str, *, cache: bool, threads: int | None, spin: bool) -> nn.Module:
     if runtime == "torch":
         # PyTorch's CPU activations come from malloc; glibc's default unmaps every large block
-        # on free, so each batch page-faults its maps in again: B0 at batch 32 ran at half speed
-        # (docs/deploy.md). The process keeps its peak memory instead.
+        # on free, so each batch page-faults its maps in again, a large share of B0's time at
+        # batch 32 when it was measured (not kept in a result file). The process keeps its
+        # peak memory instead.
         keep_freed_cpu_memory()
         return optimize_for_inference(model)
     try:
