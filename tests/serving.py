@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -87,3 +90,61 @@ def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.kill()
         proc.wait(30)
+
+
+@dataclass(frozen=True)
+class Process:
+    """A process by pid and start time (clock ticks after boot), so that a later process that
+    reuses the pid is not taken for it (Linux /proc)."""
+
+    pid: int
+    started: int
+
+    def alive(self) -> bool:
+        stat = _stat(self.pid)
+        return stat is not None and stat[1] == self.started and stat[2] != "Z"
+
+    def command(self) -> str:
+        try:
+            return Path(f"/proc/{self.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return ""
+
+
+def _stat(pid: int) -> tuple[int, int, str] | None:
+    """(parent pid, start time, state) from /proc/PID/stat; None once the process is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()   # after "pid (name)", which may hold spaces
+    return int(fields[1]), int(fields[19]), fields[0]
+
+
+def process_tree(pid: int) -> set[Process]:
+    """The process ``pid`` and every process below it, as they are now."""
+    children: dict[int, list[Process]] = {}
+    for entry in Path("/proc").iterdir():
+        stat = _stat(int(entry.name)) if entry.name.isdigit() else None
+        if stat is not None:
+            children.setdefault(stat[0], []).append(Process(int(entry.name), stat[1]))
+    root = _stat(pid)
+    found, todo = set(), [Process(pid, root[1])] if root is not None else []
+    while todo:
+        process = todo.pop()
+        found.add(process)
+        todo.extend(children.get(process.pid, []))
+    return found
+
+
+def stop_tree(proc: subprocess.Popen, known: Iterable[Process] = ()) -> None:
+    """Stop a server and what it started: its process tree as it is now, and ``known``
+    (processes seen below it earlier, which may have outlived it). Nothing else is touched."""
+    left = process_tree(proc.pid) | set(known)
+    stop(proc)
+    for process in left:
+        if process.pid != proc.pid and process.alive():
+            try:
+                os.kill(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

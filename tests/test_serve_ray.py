@@ -22,7 +22,7 @@ require("ray.serve")
 require("fastapi")
 httpx = require("httpx")
 
-from .serving import free_port, small_weights, start_server, stop  # noqa: E402
+from .serving import Process, free_port, process_tree, small_weights, start_server, stop_tree  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -32,9 +32,12 @@ def answered_by(port: int) -> dict[str, float]:
     return {k: float(v) for k, v in re.findall(r'effnet_batches_by_replica_total\{replica="(\w+)"\} (\S+)', text)}
 
 
-def replica_pids() -> list[int]:
-    found = subprocess.run(["pgrep", "-f", "ServeReplica:effnet:effnet-model"], capture_output=True, text=True)
-    return [int(p) for p in found.stdout.split()]
+def replicas(server: subprocess.Popen, known: set[Process]) -> list[Process]:
+    """This server's model replicas (Ray's workers run below it), noting every process seen
+    below it in ``known`` for the cleanup; another test's Ray is never looked at."""
+    tree = process_tree(server.pid)
+    known |= tree
+    return [p for p in tree if "ServeReplica:effnet:effnet-model" in p.command()]
 
 
 def test_two_replicas_answer_and_a_killed_one_loses_no_request(tmp_path: Path) -> None:
@@ -45,6 +48,7 @@ def test_two_replicas_answer_and_a_killed_one_loses_no_request(tmp_path: Path) -
     buffer = io.BytesIO()
     Image.new("RGB", (48, 40), (30, 160, 90)).save(buffer, "PNG")
     body = buffer.getvalue()
+    known: set[Process] = set()
     try:
         codes: Counter = Counter()
 
@@ -67,11 +71,12 @@ def test_two_replicas_answer_and_a_killed_one_loses_no_request(tmp_path: Path) -
                     await asyncio.sleep(0.5)
                 before = answered_by(port)
                 assert len(before) == 2, before                 # both replicas answer
-                pids = replica_pids()
+                pids = replicas(proc, known)
                 assert len(pids) == 2, pids
-                os.kill(pids[0], signal.SIGKILL)                # a replica dies under load
+                os.kill(pids[0].pid, signal.SIGKILL)            # a replica dies under load
                 while time.monotonic() < deadline:
                     await asyncio.sleep(0.5)
+                    replicas(proc, known)                       # its replacement, for the cleanup
                     now = answered_by(port)
                     if replaced_at is None and len(now) == 3:   # its replacement answers too
                         replaced_at = time.monotonic()
@@ -85,8 +90,8 @@ def test_two_replicas_answer_and_a_killed_one_loses_no_request(tmp_path: Path) -
         asyncio.run(load(2.0))
         assert set(codes) == {200}, codes                       # not one request lost or refused
         assert codes[200] > 50
+        replicas(proc, known)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(120) == 0
     finally:
-        stop(proc)
-        subprocess.run(["pkill", "-9", "-f", "ServeReplica:effnet"], check=False)
+        stop_tree(proc, known)      # this server's processes, and Ray's that outlived it; nobody else's
