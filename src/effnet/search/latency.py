@@ -3,12 +3,10 @@ MAdds instead): batch 1, one thread, BN folded and channels_last, median of repe
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
 
 from ..deploy.fuse import optimize_for_inference
+from ..deploy.timing import seconds_per_call
 from ..model import build_model
 from ..spec import NetworkSpec
 
@@ -19,13 +17,7 @@ def cpu_latency_ms(spec: NetworkSpec, *, runs: int = 30, warmup: int = 5, thread
     try:
         model = optimize_for_inference(build_model(spec).eval())
         x = torch.randn(1, spec.in_chans, spec.resolution, spec.resolution).contiguous(memory_format=torch.channels_last)
-        times = []
         with torch.inference_mode():
-            for i in range(warmup + runs):
-                start = time.perf_counter()
-                model(x)
-                if i >= warmup:
-                    times.append(time.perf_counter() - start)
-        return statistics.median(times) * 1000
+            return seconds_per_call(lambda: model(x), calls=runs, warmup=warmup) * 1000
     finally:
         torch.set_num_threads(previous)
