@@ -16,9 +16,11 @@ from typing import NoReturn
 
 from ..spec import SpecError
 from ..zoo import UnknownModelError
+from ._names import old_name_note
+from ._recipe import RecipeError, expand_recipe
 
 # `effnet --help` lists these first, then any other subcommand module of this package.
-ORDER = ("models", "show", "scale", "predict", "cam", "convert", "train", "eval", "export", "bench")
+ORDER = ("models", "show", "scale", "predict", "cam", "convert", "train", "eval", "export", "bench", "serve", "lab", "nas")
 
 
 def command_names() -> list[str]:
@@ -44,10 +46,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(expand_recipe(parser, words))
     except SystemExit as exit_:  # a usage error (one line, status 2) or --help (status 0)
         return int(exit_.code or 0)
+    except RecipeError as error:
+        print(f"effnet {' '.join(words[:2])}: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    note = old_name_note(args)
+    if note:
+        print(note, file=sys.stderr)
     try:
         return int(args.func(args) or 0)
     except (SpecError, UnknownModelError, FileNotFoundError, ValueError, ImportError) as error:

@@ -1,5 +1,5 @@
-"""`effnet experiment scaling BASE`: compound vs single-dimension scaling at matched MAdds;
-`effnet experiment width-grid BASE`: the paper's Figure 4."""
+"""`effnet lab scaling BASE`: compound vs single-dimension scaling at matched MAdds;
+`effnet lab width-grid BASE`: the paper's Figure 4."""
 
 from __future__ import annotations
 
@@ -13,13 +13,20 @@ from ..lab.scaling_experiment import METHODS
 from ..lab.width_grid import CONFIGS, WIDTHS
 from ..scaling import ALPHA, BETA, GAMMA
 from ._format import print_table
+from ._names import hide, add_old_name
 from ._lab import add_common, base_from, budget_from, options_from
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("experiment", help="the paper's scaling experiments on real data")
-    kinds = p.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)
-    s = kinds.add_parser("scaling", help="compound vs width/depth/resolution scaling at matched MAdds")
+    p = subparsers.add_parser("experiment", description="The old name of `effnet lab scaling|width-grid`; it keeps "
+                              "working.")
+    hide(subparsers, ["experiment"])
+    kinds = p.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True, parser_class=type(p))
+    add_old_name(kinds, "scaling", "lab scaling", configure_scaling, group="experiment")
+    add_old_name(kinds, "width-grid", "lab width-grid", configure_width_grid, group="experiment")
+
+
+def configure_scaling(s: argparse.ArgumentParser) -> None:
     add_common(s)
     s.add_argument("--phis", type=float, nargs="+", default=None, help="compound coefficients (default 1 2 3)")
     s.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), metavar="METHOD",
@@ -35,7 +42,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="take alpha, beta, gamma from a search: `effnet search-coefficients --out DIR` "
                         "writes DIR/best.json (default: the paper's 1.2, 1.1, 1.15)")
     s.set_defaults(func=run)
-    g = kinds.add_parser("width-grid", help="Figure 4: width scaling under different depth and resolution")
+
+
+def configure_width_grid(g: argparse.ArgumentParser) -> None:
     add_common(g)
     g.add_argument("--widths", type=float, nargs="+", default=list(WIDTHS), help=f"width multipliers (default "
                    f"{' '.join(f'{w:g}' for w in WIDTHS)})")

@@ -10,13 +10,16 @@ from ..search.loop import SearchConfig, run_search
 from ..search.rewards import KINDS
 from ..search.space import SKELETONS
 from ..search.tune import run_search_on_tune
+from ._names import add_old_name
 from ._format import print_table
 from ._lab import add_budget_and_runner, budget_from, options_from
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("search-baseline", aliases=["search"],
-                              help="multi-objective architecture search (MnasNet's space, the search that found B0)")
+    add_old_name(subparsers, "search-baseline", "nas search", configure, aliases=['search'])
+
+
+def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("skeleton", nargs="?", default="fmnist", choices=tuple(SKELETONS),
                    help="fmnist (default: the lab's 4-stage base, 16 px) or b0 (B0's 7 stages, 224 px)")
     p.add_argument("--strategy", choices=STRATEGIES, default="evolution")

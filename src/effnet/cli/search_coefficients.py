@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 
 from ..lab.experiments import search_coefficients
+from ._names import add_old_name
 from ._format import print_table
 from ._lab import add_common, base_from, budget_from, options_from
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("search-coefficients",
-                              help="grid-search alpha, beta, gamma under alpha*beta^2*gamma^2 ~= 2 (paper step 1)")
+    add_old_name(subparsers, "search-coefficients", "lab coefficients", configure)
+
+
+def configure(p: argparse.ArgumentParser) -> None:
     add_common(p)
     p.add_argument("--step", type=float, default=0.1, help="grid step from 1.0 (default 0.1)")
     p.add_argument("--tolerance", type=float, default=0.1, help="|alpha*beta^2*gamma^2 - 2| allowed (default 0.1)")

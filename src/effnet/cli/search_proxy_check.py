@@ -7,11 +7,14 @@ import argparse
 
 from ..search.proxy_check import proxy_check
 from ._lab import add_runner, options_from
+from ._names import add_old_name
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("search-proxy-check",
-                              help="does the search's proxy rank networks as a longer training does (Kendall tau)")
+    add_old_name(subparsers, "search-proxy-check", "nas proxy-check", configure)
+
+
+def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("search", metavar="SEARCH", help="a search folder (`effnet search-baseline --out`)")
     p.add_argument("--archs", type=int, default=10, help="networks spread over the proxy's ranking (default 10)")
     p.add_argument("--factor", type=int, default=3, help="times the proxy's epochs (default 3)")

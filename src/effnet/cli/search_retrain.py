@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 
 from ..search.retrain import ROLES, retrain
+from ._names import add_old_name
 from ._format import print_table
 from ._lab import add_budget_and_runner, budget_from, options_from
 
@@ -17,8 +18,10 @@ RETRAIN = {"epochs": 6, "train_subset": 15000, "minival": 4000}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("search-retrain", help="retrain a search's top networks beside the hand design and "
-                                                     "random networks of the same MAdds (test top-1, 3 seeds)")
+    add_old_name(subparsers, "search-retrain", "nas retrain", configure)
+
+
+def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("searches", nargs="+", metavar="SEARCH", help="search folders (`effnet search-baseline --out`)")
     p.add_argument("--top", type=int, default=3, help="distinct networks with the best reward (default 3)")
     p.add_argument("--near", type=int, default=1,
