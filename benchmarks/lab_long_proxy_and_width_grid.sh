@@ -9,12 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EFFNET=".venv/bin/effnet"
-LONG=(--epochs 6 --train-subset 15000)
-OUT=benchmarks/results/lab
-"$EFFNET" experiment scaling fmnist_lab --coefficients "$OUT/best.json" --phis 2 3 --methods compound resolution width \
-    "${LONG[@]}" --seeds 3 --out "$OUT/long_proxy/scaling"
-"$EFFNET" search-coefficients fmnist_lab --points 1,1.2,1.2 1,1.1,1.3 1,1.3,1.1 1,1,1.4 1.2,1,1.3 1.9,1,1 2,1,1 \
-    "${LONG[@]}" --out "$OUT/long_proxy/coefficients"
-"$EFFNET" experiment width-grid fmnist_lab --seeds 2 --out "$OUT/width_grid"
-"$EFFNET" experiment scaling fmnist_lab --coefficients "$OUT/best.json" --phis 2 3 "${LONG[@]}" --seeds 3 \
-    --out "$OUT/long_proxy/scaling"
+# Steps 1 and 4 share a folder and a recipe: the recipe asks for every method, and the journal
+# keeps what an earlier run with fewer methods trained.
+"$EFFNET" lab scaling --recipe configs/lab/long_proxy_scaling.yaml
+"$EFFNET" lab coefficients --recipe configs/lab/long_proxy_coefficients.yaml
+"$EFFNET" lab width-grid --recipe configs/lab/width_grid.yaml

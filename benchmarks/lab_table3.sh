@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # The paper's Table 3 on Fashion-MNIST (docs/lab.md). MobileNetV1, MobileNetV2 and ResNet-50
-# (1 channel, 10 classes) at 64 px, where their last maps are 2x2 (at 16 px five halvings leave 1x1,
-# and MobileNetV2 reached only 22-36%). Compound scaling with the paper's coefficients (the default:
+# (1 channel, 10 classes) at 64 px, where their last maps are 2x2 (at 16 px five halvings leave 1x1). Compound scaling with the paper's coefficients (the default:
 # alpha, beta, gamma = 1.2, 1.1, 1.15; Table 3's MobileNetV1 compound d1.4 w1.2 r1.3 is phi = 2 of them)
 # against width, depth and resolution alone at matched MAdds, phi 1 and 2, 2 seeds. Each network is
 # resumable from its journal under benchmarks/results/lab/table3/ (run again: finished trials are skipped).
@@ -18,12 +17,8 @@ cd "$(dirname "$0")/.."
 EFFNET=${EFFNET:-.venv/bin/effnet}
 read -r -a RUNNER <<< "${RUNNER:-}"
 OUT=${TABLE3_OUT:-benchmarks/results/lab/table3}
-for network in mobilenet_v2 mobilenet_v1; do
-    $EFFNET experiment scaling "$network" --resolution 64 --phis 1 2 --seeds 2 "${RUNNER[@]}" --out "$OUT/$network"
+# The options of each run are in its recipe (configs/lab/table3_*.yaml); --out here only moves the
+# journals when TABLE3_OUT asks for it.
+for recipe in mobilenet_v2 mobilenet_v1 resnet50 mobilenet_v2_6_epochs; do
+    $EFFNET lab scaling --recipe "configs/lab/table3_$recipe.yaml" "${RUNNER[@]}" --out "$OUT/$recipe"
 done
-$EFFNET experiment scaling resnet50 --resolution 64 --phis 1 2 --seeds 2 --epochs 2 --train-subset 5000 \
-    "${RUNNER[@]}" --out "$OUT/resnet50"
-# Does a longer proxy move MobileNetV2's verdict? Twice the default's steps (6 epochs x 10,000 images),
-# phi 1, 2 seeds: base, compound and all three single dimensions, ~85 min on 2 cores.
-$EFFNET experiment scaling mobilenet_v2 --resolution 64 --phis 1 --seeds 2 --epochs 6 \
-    --methods compound resolution depth width "${RUNNER[@]}" --out "$OUT/mobilenet_v2_6_epochs"

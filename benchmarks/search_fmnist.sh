@@ -10,7 +10,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EFFNET=".venv/bin/effnet"
-OUT=benchmarks/results/search/fmnist
 for strategy in random ppo evolution; do
-    "$EFFNET" search-baseline fmnist --strategy "$strategy" --trials 100 --seed 0 --out "$OUT/$strategy-s0"
+    "$EFFNET" nas search --recipe "configs/nas/fmnist_$strategy.yaml"
 done

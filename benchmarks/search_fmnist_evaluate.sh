@@ -6,7 +6,8 @@
 #      fmnist_lab and 3 random networks of its MAdds, 3 seeds, the lab's long budget; test top-1
 #   2. Kendall tau of the random search's proxy against 3x longer training, 10 networks
 #   3. NAS + scaling: compound scaling (phi 1, 2; the lab's coefficients; the default proxy;
-#      3 seeds) of the best found network and of the hand-designed base, the same way
+#      3 fresh seeds, 3-5) of the best found networks and of the hand-designed base, the same way
+#      (configs/nas/fmnist_scaled_*.yaml); then the comparison table and plot
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EFFNET=".venv/bin/effnet"
@@ -18,9 +19,9 @@ for strategy in random ppo evolution; do
     journal="$S/$strategy-s0/journal.jsonl"
     if [ -f "$journal" ] && [ "$(grep -c '"top1"' "$journal")" -ge 100 ]; then searches+=("$S/$strategy-s0"); fi
 done
-"$EFFNET" search-retrain "${searches[@]}" --out "$S/retrain"
-"$EFFNET" search-proxy-check "$S/random-s0" --out "$S/proxy_check"
+"$EFFNET" nas retrain "${searches[@]}" --out "$S/retrain"
+"$EFFNET" nas proxy-check --recipe configs/nas/fmnist_proxy_check.yaml
 for who in found-1 near-1 base; do
-    "$EFFNET" experiment scaling "$S/retrain/networks/$who.json" --methods compound --phis 1 2 --seeds 3 \
-        --coefficients benchmarks/results/lab/best.json --out "$S/scaled/$who"
+    "$EFFNET" lab scaling --recipe "configs/nas/fmnist_scaled_$who.yaml"
 done
+.venv/bin/python benchmarks/search_scaling_compare.py --scaled "$S/scaled_fresh_seeds"

@@ -1,9 +1,10 @@
-"""The NAS + scaling comparison of docs/search.md: the networks the search found and the hand-designed
-base, each compound-scaled the same way (`benchmarks/search_fmnist_evaluate.sh` step 3), side
-by side: one accuracy-against-MAdds curve per network, and the difference to the base at each
-phi with a Welch 95% interval (the laboratory's `welch`, applied across experiments).
+"""NAS + scaling, side by side: the networks the search found and the hand-designed base, each
+compound-scaled the same way (configs/nas/fmnist_scaled_*.yaml, the last step of
+`benchmarks/search_fmnist_evaluate.sh`): one accuracy-against-MAdds curve per network, and the
+difference to the base at each phi and at about the same MAdds (within 10%) with a Welch 95%
+interval (the laboratory's `welch`, applied across experiments).
 
-    python benchmarks/search_scaling_compare.py [--scaled benchmarks/results/search/fmnist/scaled]
+    python benchmarks/search_scaling_compare.py [--scaled benchmarks/results/search/fmnist/scaled_fresh_seeds]
 
 Writes SCALED/comparison.{md,png}.
 """
@@ -54,7 +55,7 @@ def at_same_madds(top1: list[float], madds: int, base: dict[float, dict[str, obj
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scaled", type=Path, default=HERE / "results" / "search" / "fmnist" / "scaled")
+    parser.add_argument("--scaled", type=Path, default=HERE / "results" / "search" / "fmnist" / "scaled_fresh_seeds")
     args = parser.parse_args()
     networks = {name: read(args.scaled / name) for name in LABELS if (args.scaled / name / "scaling.csv").is_file()}
     base = networks["base"]
