@@ -19,7 +19,7 @@ pytest.importorskip("prometheus_client")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from effnet.serve import ServeSettings, Service  # noqa: E402
-from effnet.serve import service as service_module  # noqa: E402
+from effnet.serve import explain, predict, preprocess  # noqa: E402
 from effnet.serve.app import create_app  # noqa: E402
 
 URL = "/v2/models/fmnist_s0"
@@ -54,12 +54,12 @@ class DecodedImages:
 
 def test_a_burst_of_cams_is_admitted_like_inference_and_does_not_starve_classify(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     decoded = DecodedImages()
-    monkeypatch.setattr(service_module, "decode_image", decoded.wrap(service_module.decode_image))
-    cam = service_module.class_activation_map
-    monkeypatch.setattr(service_module, "class_activation_map", lambda *a, **k: (time.sleep(CAM_S), cam(*a, **k))[1])
+    monkeypatch.setattr(preprocess, "decode_image", decoded.wrap(preprocess.decode_image))
+    cam = explain.class_activation_map
+    monkeypatch.setattr(explain, "class_activation_map", lambda *a, **k: (time.sleep(CAM_S), cam(*a, **k))[1])
     # The inference thread at the loop's priority: on a crowded machine a niced one waits seconds
     # for a core, and this test is about admission, not priority.
-    monkeypatch.setattr(service_module, "yield_to_requests", lambda: None)
+    monkeypatch.setattr(predict, "yield_to_requests", lambda: None)
     service = Service(small_model(), ServeSettings(max_batch=4, max_queue=MAX_QUEUE, timeout_s=TIMEOUT_S,
                                                    runtime="torch"), cache=False)
     body, headers = png_bytes(), {"content-type": "image/png"}

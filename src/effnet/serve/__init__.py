@@ -10,7 +10,8 @@ from .batcher import Batcher
 from .postprocess import encode_infer
 from .protocol import InferRequest, ProtocolError, parse_infer
 from .rejections import DeadlineExceeded, Draining, QueueFull, Rejected
-from .service import ServeSettings, Service
+from .service import Service
+from .settings import ServeSettings
 
 __all__ = ["Batcher", "DeadlineExceeded", "Draining", "InferRequest", "ProtocolError", "QueueFull", "Rejected",
            "ServeSettings", "Service", "encode_infer", "parse_infer"]

@@ -7,32 +7,21 @@ queue full with ``Retry-After``, 503 not ready or draining, 504 past the deadlin
 image is refused before it joins a batch, so it never fails anyone else's request.
 
 No ``from __future__ import annotations`` here: FastAPI reads the route functions'
-annotations (``Request``) at run time, and they name classes imported inside create_app.
+annotations at run time, and they name classes imported inside the functions.
 """
 
 
-import asyncio
 import html
 import time
-import uuid
 from contextlib import asynccontextmanager
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 
 from ..data.images import ImageError, ImageTooLarge
-from .postprocess import encode_infer
-from .protocol import ProtocolError, parse_infer
+from .protocol import ProtocolError
 from .rejections import Rejected, retry_after_s
+from .routes import HttpError, add_inference_routes, check_model
 from .service import Service
-
-IMAGE_TYPES = ("image/", "application/octet-stream")
-
-
-class HttpError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.headers = headers or {}
 
 
 def create_app(service: Service):  # type: ignore[no-untyped-def]
@@ -53,8 +42,8 @@ def create_app(service: Service):  # type: ignore[no-untyped-def]
     app.state.service = service
     _add_error_handlers(app, service)
     app.add_middleware(CountRequests, service=service)
-    _add_protocol_routes(app, service)
-    _add_upload_routes(app, service)
+    _add_routes(app, service)
+    add_inference_routes(app, service)
     return app
 
 
@@ -134,67 +123,11 @@ class CountRequests:
 
 
 
-def check_model(service: Service, name: str) -> None:
-    if name != service.name:
-        raise HttpError(404, f"unknown model {name!r}; this server serves {service.name!r}")
+def _add_routes(app, service: Service) -> None:  # type: ignore[no-untyped-def]
+    """Health, metadata, metrics and the page; the inference routes are :mod:`.routes`'."""
+    from fastapi import Response
+    from fastapi.responses import HTMLResponse, JSONResponse
 
-def check_ready(service: Service) -> None:
-    """503 unless ready; 429 at once when the queue is full, before the body is read."""
-    if service.draining:
-        raise HttpError(503, "the server is draining (shutting down); send the request to another replica")
-    if not service.ready:
-        raise HttpError(503, "the model is still loading; retry in a few seconds")
-    service.batcher.check_room()
-
-async def read_body(service: Service, request) -> bytes:  # type: ignore[no-untyped-def]
-    limit = service.settings.max_body_bytes
-    length = request.headers.get("content-length")
-    if length is not None:
-        try:
-            declared = int(length)
-        except ValueError:
-            raise HttpError(400, f"Content-Length is not a number: {length!r}") from None
-        if declared > limit:  # refused before a byte of the body is read
-            raise HttpError(413, f"body of {declared:,} bytes is over the {limit:,}-byte limit (--max-body-mb)")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HttpError(413, f"body is over the {limit:,}-byte limit (--max-body-mb)")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-async def upload_of(service: Service, request) -> tuple[bytes, str]:  # type: ignore[no-untyped-def]
-    from fastapi import Request
-    from starlette.datastructures import UploadFile
-
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
-        body = await read_body(service, request)
-
-        async def replay():  # type: ignore[no-untyped-def]
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        try:
-            form = await Request(request.scope, replay).form(max_files=1, max_fields=8)
-        except Exception as error:  # noqa: BLE001 - python-multipart's errors are all "malformed form"
-            raise HttpError(400, f"malformed multipart body ({' '.join(str(error).split())})") from None
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise HttpError(400, "multipart/form-data needs a 'file' field holding the image")
-        return await upload.read(), upload.filename or "upload"
-    if content_type.startswith(IMAGE_TYPES):
-        return await read_body(service, request), "upload"
-    raise HttpError(415, f"unsupported content type {content_type or '(none)'!r}; send an image/* body "
-                         "or multipart/form-data with a 'file' field")
-
-
-def _add_protocol_routes(app, service: Service) -> None:  # type: ignore[no-untyped-def]
-    """The Open Inference (KServe V2) routes."""
-    from fastapi import Request, Response
-    from fastapi.responses import JSONResponse
-
-    # -- Open Inference protocol -----------------------------------------------------------------
     @app.get("/v2")
     async def server_metadata():  # type: ignore[no-untyped-def]
         return {"name": "effnet", "version": _version(), "extensions": ["binary_tensor_data", "classification"]}
@@ -217,53 +150,6 @@ def _add_protocol_routes(app, service: Service) -> None:  # type: ignore[no-unty
         check_model(service, name)
         return JSONResponse({"name": name, "ready": service.ready}, status_code=200 if service.ready else 503)
 
-    @app.post("/v2/models/{name}/infer")
-    async def infer(name: str, request: Request):  # type: ignore[no-untyped-def]
-        started = asyncio.get_running_loop().time()
-        check_model(service, name)
-        check_ready(service)
-        body = await read_body(service, request)
-        parsed = parse_infer(body, request.headers.get("inference-header-content-length"),
-                             max_images=service.settings.max_queue)
-        logits = await service.logits(images=parsed.images if parsed.tensor is None else None, tensor=parsed.tensor,
-                                      deadline=service.deadline(started))
-        content, headers = encode_infer(service.name, parsed, logits, service.class_names)
-        return Response(content, headers=headers, media_type=headers["content-type"])
-
-
-
-def _add_upload_routes(app, service: Service) -> None:  # type: ignore[no-untyped-def]
-    """Plain uploads (classify, CAM), metrics and the page."""
-    from fastapi import Request, Response
-    from fastapi.responses import HTMLResponse
-
-    # -- plain uploads -----------------------------------------------------------------------------
-    @app.post("/v2/models/{name}/classify")
-    async def classify(name: str, request: Request, top_k: int = 5):  # type: ignore[no-untyped-def]
-        started = asyncio.get_running_loop().time()
-        check_model(service, name)
-        if top_k < 1:
-            raise HttpError(400, f"top_k must be at least 1, got {top_k}")
-        check_ready(service)
-        data, filename = await upload_of(service, request)
-        logits = await service.logits(images=[data], names=[filename], deadline=service.deadline(started))
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        return {"model": service.name, "id": request_id, "predictions": service.top_k(logits[0], top_k)}
-
-    @app.post("/v2/models/{name}/cam")
-    async def cam(name: str, request: Request, class_index: int | None = None):  # type: ignore[no-untyped-def]
-        started = asyncio.get_running_loop().time()
-        check_model(service, name)
-        check_ready(service)
-        data, _ = await upload_of(service, request)
-        try:
-            png = await service.cam_png(data, class_index, deadline=service.deadline(started))
-        except ValueError as error:
-            if isinstance(error, ImageError):
-                raise
-            raise HttpError(400, str(error)) from None
-        return Response(png, media_type="image/png")
-
     @app.get("/metrics")
     async def prometheus():  # type: ignore[no-untyped-def]
         service.metrics.queue_depth.set(service.batcher.depth)
@@ -273,9 +159,6 @@ def _add_upload_routes(app, service: Service) -> None:  # type: ignore[no-untype
     @app.get("/", response_class=HTMLResponse)
     async def page():  # type: ignore[no-untyped-def]
         return HTMLResponse(_page(service))
-
-
-
 
 
 def _images_per_s(service: Service) -> float:

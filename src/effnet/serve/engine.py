@@ -1,6 +1,6 @@
-"""The model as a server computes it: a runtime (onnxruntime, OpenVINO or PyTorch, as
-``--runtime`` chooses), its threads, and one call from a batch of preprocessed images to logits. Used by
-the local service and by each Ray Serve model replica."""
+"""The inference engine: the model loaded in the runtime ``--runtime`` chooses (onnxruntime,
+OpenVINO or PyTorch) with its threads, and one call from a batch of preprocessed images to
+logits. Used by the local server's predict step and by each Ray Serve model replica."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ..deploy.runtime_choice import choose_runtime, runtime_model
 from ..device import resolve_device
 
 
-class BatchRunner:
+class InferenceEngine:
     def __init__(self, model: nn.Module, *, runtime: str = "auto", device: str | None = None, threads: int = 0,
                  cache: bool = True, spin: bool = False, batch: int = 8) -> None:
         self.device = resolve_device(device)

@@ -1,6 +1,7 @@
-"""From logits to what a client reads: the Open Inference (KServe V2) response, in JSON and
-in the binary tensor extension, with Triton's classification extension (an output's top k as
-BYTES ``"value:index:label"``)."""
+"""Postprocess: logits -> what a client reads. The top k classes with their labels and
+softmax scores (``/classify``, as ``effnet predict`` reports them), or the Open Inference
+(KServe V2) response, in JSON and in the binary tensor extension, with Triton's
+classification extension (an output's top k as BYTES ``"value:index:label"``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,31 @@ import struct
 from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 
 from .protocol import InferRequest
+
+
+class Postprocess:
+    def __init__(self, model: nn.Module, name: str) -> None:
+        self.name = name
+        self.num_classes = int(getattr(model, "num_classes", 0))
+        self.class_names = list(getattr(model, "class_names", None) or []) or None
+
+    def top_k(self, logits: np.ndarray, k: int) -> list[dict[str, object]]:
+        """The k best classes of one logits row: index, label and softmax score, as
+        ``effnet predict`` reports them."""
+        probabilities = torch.from_numpy(logits).float().softmax(dim=0)
+        scores, indices = probabilities.topk(min(k, self.num_classes))
+        return [{"index": int(i), "label": self.label(int(i)), "score": float(s)} for s, i in zip(scores, indices)]
+
+    def label(self, index: int) -> str:
+        return self.class_names[index] if self.class_names else f"class {index}"
+
+    def infer_response(self, request: InferRequest, logits: np.ndarray) -> tuple[bytes, dict[str, str]]:
+        """The KServe V2 response body and headers for ``request``'s outputs."""
+        return encode_infer(self.name, request, logits, self.class_names)
 
 
 def encode_infer(model_name: str, request: InferRequest, logits: np.ndarray,

@@ -29,8 +29,9 @@ import torch
 
 from ..factory import create_model
 from .app import create_app
-from .runner import BatchRunner
-from .service import ServeSettings, Service
+from .engine import InferenceEngine
+from .service import Service
+from .settings import ServeSettings
 
 # How many times a batch is sent again when its replica died under it.
 RETRIES = 3
@@ -43,16 +44,16 @@ class ModelReplica:
         from ray import serve
 
         chosen = ServeSettings(**settings)
-        self.runner = BatchRunner(create_model(model_name, weights=weights), runtime=chosen.runtime,
-                                  device=chosen.device, threads=chosen.threads, cache=cache, batch=chosen.max_batch)
-        self.runner.check()  # warm-up
+        self.engine = InferenceEngine(create_model(model_name, weights=weights), runtime=chosen.runtime,
+                                      device=chosen.device, threads=chosen.threads, cache=cache, batch=chosen.max_batch)
+        self.engine.check()  # warm-up
         self.replica = serve.get_replica_context().replica_id.unique_id
 
     def infer(self, images: np.ndarray) -> tuple[np.ndarray, str]:
-        return self.runner(torch.from_numpy(images)).numpy(), self.replica
+        return self.engine(torch.from_numpy(images)).numpy(), self.replica
 
     def check_health(self) -> None:
-        self.runner.check()
+        self.engine.check()
 
 
 class Ingress:
@@ -130,8 +131,8 @@ def serve_ray(model_name: str | None, weights: str | None, settings: ServeSettin
         # Measured once, here, and given to every replica: a replica that replaces a dead one
         # then starts at once instead of timing three runtimes while the others carry the
         # load. (On a cluster of unlike machines, pass --runtime instead.)
-        probe = BatchRunner(create_model(model_name, weights=weights), runtime="auto", device=settings.device,
-                            threads=settings.threads, cache=cache, batch=settings.max_batch)
+        probe = InferenceEngine(create_model(model_name, weights=weights), runtime="auto", device=settings.device,
+                                threads=settings.threads, cache=cache, batch=settings.max_batch)
         if probe.choice is not None and log is not None:
             log(probe.choice.describe())
         settings = replace(settings, runtime=probe.runtime)
