@@ -6,12 +6,17 @@ the configuration) is written atomically to ``OUT/search_state.pt``. Killed and 
 again with the same command, the search restores that state, asks the same next candidates
 (the strategy's generators are in the state), takes the trials that already finished from
 the journal and trains only the rest: the result equals an uninterrupted run.
+
+:class:`SearchState` is that memory for every backend: a search on Ray Tune (``search.tune``)
+writes the same journal and state, so either backend continues the other's search (a Tune
+search saves between trials; the candidates it had asked and not yet told are trained first).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,12 +28,13 @@ from ..counting import count
 from ..lab.experiments import RunOptions
 from ..lab.journal import Journal
 from ..lab.runner import TrialFn, run_trials
-from ..lab.trials import Budget, Trial, train_trial
+from ..lab.trials import Budget, Trial, TrialResult, train_trial
 from ..spec_json import spec_to_dict, write_spec
 from .controller import make_strategy
 from .latency import cpu_latency_ms
 from .rewards import Reward
 from .space import decode, describe, get_skeleton
+from .strategies import Candidate, Strategy
 
 STATE = "search_state.pt"
 BEST = "best.json"
@@ -61,46 +67,83 @@ def default_target(config: SearchConfig) -> float:
     return config.target or cost_of(get_skeleton(config.skeleton).reference, config.cost)
 
 
+class SearchState:
+    """What a search keeps in OUT whichever backend trains its candidates (processes, Ray tasks
+    or Ray Tune): the lab's journal of trials, ``search_state.pt`` (the settings, the strategy's
+    state, every candidate told so far) and ``candidates.jsonl``; at the end ``summary.json``,
+    ``best.json`` and the plot. ``search-retrain`` and ``search-proxy-check`` read these."""
+
+    def __init__(self, out: str | os.PathLike[str], config: SearchConfig, budget: Budget,
+                 data_dir: str | None = None) -> None:
+        self.out, self.config, self.budget, self.data_dir = Path(out), config, budget, data_dir
+        self.skeleton = get_skeleton(config.skeleton)
+        self.target = default_target(config)
+        self.reward = Reward(config.reward, self.target)
+        self.journal = Journal(self.out / "journal.jsonl")
+        self.records: list[dict[str, Any]] = []
+
+    def resume(self, strategy: Strategy) -> list[Candidate]:
+        """Load the saved state into ``strategy`` and the records; returns the candidates asked
+        but not told when it was saved (a Tune search saves between trials), to train first.
+        A state of other settings is refused."""
+        path = self.out / STATE
+        if not path.exists():
+            return []
+        state = torch.load(path, weights_only=True)
+        if state["config"] != asdict(self.config) or state["budget"] != asdict(self.budget):
+            raise ValueError(f"{self.out} holds a search with other settings ({state['config']}, {state['budget']}); "
+                             "use another --out, or the same settings to resume it")
+        strategy.load_state_dict(state["strategy"])
+        self.records = state["records"]
+        return [Candidate(i, tokens) for i, tokens in sorted(strategy.pending.items())]
+
+    def trial(self, tokens: Sequence[int]) -> Trial:
+        return Trial("search", self.config.strategy, decode(self.skeleton, tokens), self.budget, self.config.seed,
+                     data_dir=self.data_dir, run_dir=str(self.out / "trials"), labels=(("tokens", list(tokens)),))
+
+    def score(self, trial: Trial, result: TrialResult) -> tuple[float | None, float]:
+        """The candidate's cost (None if its training failed) and reward."""
+        cost = cost_of(trial.spec, self.config.cost) if result.top1 is not None else None
+        return cost, self.reward(None if result.top1 is None else result.top1 / 100, cost)
+
+    def add(self, candidate: Candidate, result: TrialResult, cost: float | None, reward: float) -> None:
+        self.records.append({"evaluation": len(self.records) + 1, "id": candidate.id, "tokens": list(candidate.tokens),
+                             "key": result.key, "top1": result.top1, "cost": cost, "madds": result.madds,
+                             "params": result.params, "reward": reward, "seconds": result.wall_s,
+                             "seed": self.config.seed, "error": result.error})
+
+    def save(self, strategy: Strategy) -> None:
+        _save(self.out / STATE, {"config": asdict(self.config), "budget": asdict(self.budget),
+                                 "strategy": strategy.state_dict(), "records": self.records})
+        write_candidates(self.out, self.records, self.skeleton)
+
+    def summarise(self) -> dict[str, Any]:
+        return summarise(self.out, self.config, self.budget, self.target, self.records, self.skeleton)
+
+
 def run_search(config: SearchConfig, budget: Budget, options: RunOptions, *, round_size: int = 0,
                trial_fn: TrialFn = train_trial) -> dict[str, Any]:
     """Run (or resume) a search; returns its summary (also in ``OUT/summary.json``)."""
-    out = Path(options.out_dir)
-    skeleton = get_skeleton(config.skeleton)
-    strategy = make_strategy(config.strategy, skeleton.sizes, config.seed)
-    target = default_target(config)
-    reward = Reward(config.reward, target)
-    records: list[dict[str, Any]] = []
-    state_path = out / STATE
-    if state_path.exists():
-        state = torch.load(state_path, weights_only=True)
-        if state["config"] != asdict(config) or state["budget"] != asdict(budget):
-            raise ValueError(f"{out} holds a search with other settings ({state['config']}, {state['budget']}); "
-                             "use another --out, or the same settings to resume it")
-        strategy.load_state_dict(state["strategy"])
-        records = state["records"]
-    journal = Journal(out / "journal.jsonl")
+    search = SearchState(options.out_dir, config, budget, options.data_dir)
+    strategy = make_strategy(config.strategy, search.skeleton.sizes, config.seed)
+    waiting = search.resume(strategy)
     # A round is what the strategy learns from at once (PPO's batch), at least one trial per worker.
     size = round_size or max(strategy.batch_size, options.workers)
-    while len(records) < config.evaluations:
-        candidates = strategy.ask(min(size, config.evaluations - len(records)))
-        trials = [Trial("search", config.strategy, decode(skeleton, c.tokens), budget, config.seed,
-                        data_dir=options.data_dir, run_dir=str(out / "trials"),
-                        labels=(("tokens", list(c.tokens)),)) for c in candidates]
-        results = run_trials(trials, journal, workers=options.workers, backend=options.backend,
+    while len(search.records) < config.evaluations:
+        wanted = min(size, config.evaluations - len(search.records))
+        candidates, waiting = waiting[:wanted], waiting[wanted:]
+        if len(candidates) < wanted:
+            candidates += strategy.ask(wanted - len(candidates))
+        trials = [search.trial(c.tokens) for c in candidates]
+        results = run_trials(trials, search.journal, workers=options.workers, backend=options.backend,
                              ray_address=options.ray_address, trial_fn=trial_fn, progress=options.progress,
-                             description=f"{config.strategy} round {len(records) // size + 1}")
+                             description=f"{config.strategy} round {len(search.records) // size + 1}")
         for candidate, trial, result in zip(candidates, trials, results):
-            cost = cost_of(trial.spec, config.cost) if result.top1 is not None else None
-            value = reward(None if result.top1 is None else result.top1 / 100, cost)
+            cost, value = search.score(trial, result)
             strategy.tell(candidate.id, value)
-            records.append({"evaluation": len(records) + 1, "id": candidate.id, "tokens": list(candidate.tokens),
-                            "key": result.key, "top1": result.top1, "cost": cost, "madds": result.madds,
-                            "params": result.params, "reward": value, "seconds": result.wall_s, "seed": config.seed,
-                            "error": result.error})
-        _save(state_path, {"config": asdict(config), "budget": asdict(budget), "strategy": strategy.state_dict(),
-                           "records": records})
-        write_candidates(out, records, skeleton)
-    return summarise(out, config, budget, target, records, skeleton)
+            search.add(candidate, result, cost, value)
+        search.save(strategy)
+    return search.summarise()
 
 
 def _save(path: Path, state: dict[str, Any]) -> None:
