@@ -8,7 +8,8 @@ import argparse
 from ..deploy.runtime_choice import RUNTIMES
 from ..serve.local import serve_local
 from ..serve.ray_backend import serve_ray
-from ..serve.service import ServeSettings, Service
+from ..serve.service import Service
+from ..serve.settings import ServeSettings
 from ._model import add_model_arguments, load_model, positive_int
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -52,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
                          on_ready=lambda: print(f"effnet serve: {args.replicas} Ray Serve replicas on "
                                                 f"http://{args.host}:{args.port}", flush=True))
     service = Service(model, settings, name=args.name, weights=args.weights, cache=cache)
-    if service.runner is not None and service.runner.choice is not None:
-        print(f"effnet serve: {service.runner.choice.describe()}", flush=True)
+    if service.engine is not None and service.engine.choice is not None:
+        print(f"effnet serve: {service.engine.choice.describe()}", flush=True)
     print(f"effnet serve: {service.name} ({args.weights or 'random weights'}) on {service.runtime}, "
           f"{service.threads} threads, batches up to {settings.max_batch}", flush=True)
     return serve_local(service, host=args.host, port=args.port, workers=args.workers,

@@ -65,8 +65,6 @@ class Service:
         """The inference engine here (None when batches go to remote replicas)."""
         return self.predict.engine
 
-    runner = engine     # the name `effnet serve`'s command line reads the runtime choice under
-
     @property
     def runtime(self) -> str:
         return self.predict.runtime
