@@ -29,7 +29,7 @@ import torch
 from effnet import create_model
 from effnet.bench import time_alternately
 from effnet.bench.contestants import onnx_file_runner
-from effnet.bench.peers import timm_same_architecture
+from effnet.bench.peer_models import timm_same_architecture
 from effnet.bench.results import write_result
 from effnet.deploy.export import export_model, max_abs_diff
 from effnet.deploy.fuse import optimize_for_inference

@@ -27,7 +27,7 @@ from torch import nn
 
 from effnet.allocator import keep_freed_cpu_memory
 from effnet.bench import cpu_peak, time_alternately
-from effnet.bench.peers import timm_same_architecture
+from effnet.bench.peer_models import timm_same_architecture
 from effnet.bench.results import write_result
 from effnet.bench.train_step import training_step
 from effnet.counting import count

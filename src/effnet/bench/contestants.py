@@ -1,6 +1,6 @@
 """What ``effnet bench`` runs: our inference and training paths and the peers' (timm,
 torchvision) for the same architecture, each made by name so that a fresh subprocess can
-rebuild it to measure memory. The peers' models come from :mod:`effnet.bench.peers`.
+rebuild it to measure memory. The peers' models come from :mod:`effnet.bench.peer_models`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ..deploy.quantize import quantize_onnx
 from ..deploy.runtime import OnnxRunner
 from ..factory import create_model
 from ..kernels import use_fused_kernels
-from .peers import peer_model
+from .peer_models import peer_model
 from .train_step import training_step
 
 # Our model name -> the same architecture in each peer library.

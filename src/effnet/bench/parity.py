@@ -15,7 +15,7 @@ from torch import nn
 from ..factory import create_model
 from ..weights import WeightsMeta, convert_state_dict, peer_weights, save_weights
 from ..zoo import get_spec
-from .peers import peer_model
+from .peer_models import peer_model
 
 
 @dataclass(frozen=True)

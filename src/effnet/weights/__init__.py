@@ -14,7 +14,7 @@ from .layouts import FOREIGN_LAYOUTS, LAYOUTS, Layout
 from .load import LoadedWeights, create_with_weights, fetch_weights, load_weights, weights_spec
 from .metadata import WeightsMeta
 from .peer_checkpoint import convert_checkpoint
-from .peers import PeerWeights, peer_weights
+from .peer_names import PeerWeights, peer_weights
 from .registry import REGISTRY, PackageFile, WeightsEntry, get_weights_entry, list_weights
 from .run_folder import RunFolder
 from ..spec_json import spec_from_dict, spec_to_dict

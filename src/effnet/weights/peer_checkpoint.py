@@ -14,7 +14,7 @@ from .convert import classifier_width, convert_state_dict, get_layout
 from .errors import WeightsError
 from .files import read_weights, save_weights
 from .metadata import WeightsMeta
-from .peers import peer_weights
+from .peer_names import peer_weights
 
 
 def convert_checkpoint(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, source: str, model: str,
@@ -23,7 +23,7 @@ def convert_checkpoint(src: str | os.PathLike[str], dst: str | os.PathLike[str],
                        licence: str = "", note: str = "") -> WeightsMeta:
     """Convert ``src`` (a timm, torchvision or lukemelas state dict) for the peer model
     ``model`` and write ``dst``. Padding, BN epsilon and preprocessing follow from the peer
-    and its model name (see ``effnet.weights.peers``); ``class_names`` is a list, the name of
+    and its model name (see ``effnet.weights.peer_names``); ``class_names`` is a list, the name of
     a list effnet ships ("imagenet", used when the classifier has 1000 outputs), or None."""
     layout = get_layout(source)
     settings = peer_weights(layout.name, model)
