@@ -15,11 +15,13 @@ from pathlib import Path
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str], *, make_folder: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` to write to; on success it is fsynced and renamed
-    over ``path`` (the folder is made if need be), on any error it is removed."""
+    over ``path``, on any error it is removed. The folder is made if need be, unless
+    ``make_folder`` is false (then a missing folder is a FileNotFoundError)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if make_folder:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     os.close(fd)
     partial = Path(name)
@@ -34,10 +36,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     _fsync_folder(path.parent)
 
 
-def write_atomic(path: str | os.PathLike[str], data: str | bytes | Callable[[Path], object]) -> Path:
+def write_atomic(path: str | os.PathLike[str], data: str | bytes | Callable[[Path], object], *,
+                 make_folder: bool = True) -> Path:
     """Write text, bytes, or whatever ``data(partial_path)`` writes, atomically to ``path``."""
     path = Path(path)
-    with atomic_path(path) as partial:
+    with atomic_path(path, make_folder=make_folder) as partial:
         if isinstance(data, str):
             partial.write_text(data)
         elif isinstance(data, bytes):

@@ -18,8 +18,8 @@ from matplotlib import colormaps
 from PIL import Image
 from torch import nn
 
-from .data.images import limit_aspect, to_rgb
-from .data.transforms import transforms_for
+from .data.images import to_rgb
+from .data.transforms import model_input, transforms_for
 from .device import resolve_device
 from .figures import new_figure, save_png
 
@@ -53,7 +53,7 @@ def class_activation_map(image: Image.Image, model: nn.Module, class_index: int 
         raise ValueError(f"class index {class_index} is out of range: this model has classes 0..{num_classes - 1}")
     device = resolve_device(device)
     transform = transforms_for(model)
-    x = transform(limit_aspect(to_rgb(image))).unsqueeze(0)
+    x = model_input(to_rgb(image), transform).unsqueeze(0)
     was_training = model.training
     model.to(device).eval()
     try:
@@ -110,4 +110,5 @@ def save_cam(cam: ClassActivationMap, path: str, colormap: str = "jet", alpha: f
         axis.set_axis_off()
     if title:
         fig.suptitle(title, fontsize=11)
-    save_png(fig, path, dpi=None, tight=False)
+    # A user's --out in a folder that does not exist is a typo to report, not a folder to make.
+    save_png(fig, path, dpi=None, tight=False, make_folder=False)

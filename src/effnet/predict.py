@@ -23,8 +23,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .data.images import IMAGE_EXTENSIONS, ImageError, limit_aspect, load_image, to_rgb
-from .data.transforms import transforms_for
+from .data.images import IMAGE_EXTENSIONS, ImageError, load_image, to_rgb
+from .data.transforms import model_input, transforms_for
 from .device import resolve_device
 
 ImageInput = Union[str, "os.PathLike[str]", Image.Image]
@@ -37,6 +37,14 @@ class ClassScore(NamedTuple):
     index: int
     name: str
     probability: float
+
+
+def top_classes(logits: torch.Tensor, k: int, names: Sequence[str] | None = None) -> list[tuple[ClassScore, ...]]:
+    """The ``k`` most probable classes of each row of ``logits`` (N x classes), best first:
+    what `effnet predict`, the server's ``/classify`` and a CAM's title report."""
+    probabilities, indices = logits.float().softmax(dim=1).topk(min(k, logits.shape[1]), dim=1)
+    return [tuple(ClassScore(i, names[i] if names else f"class {i}", p) for i, p in zip(row_i, row_p))
+            for row_p, row_i in zip(probabilities.tolist(), indices.tolist())]
 
 
 @dataclass(frozen=True)
@@ -138,7 +146,7 @@ def _prepare(item: ImageInput, transform: nn.Module) -> torch.Tensor | str:
     except ImageError as error:
         return str(error)
     try:
-        return transform(limit_aspect(image))
+        return model_input(image, transform)
     except (RuntimeError, ValueError) as error:  # the image decoded but cannot be resized/cropped
         return f"{getattr(item, 'filename', '') or item}: cannot preprocess this image ({' '.join(str(error).split())})"
 
@@ -150,10 +158,7 @@ def _run_batch(model: nn.Module, batch: Sequence[tuple[str, ImageInput]], prepar
     if tensors:
         with torch.inference_mode():
             dtype = next(model.parameters()).dtype  # a half-precision model gets half inputs
-            logits = model(torch.stack(tensors).to(device, dtype))
-            probs, indices = logits.float().softmax(dim=1).topk(top_k, dim=1)
-        for row_p, row_i in zip(probs.tolist(), indices.tolist()):
-            scores.append(tuple(ClassScore(i, names[i] if names else f"class {i}", p) for i, p in zip(row_i, row_p)))
+            scores = top_classes(model(torch.stack(tensors).to(device, dtype)), top_k, names)
     answers = iter(scores)
     for (label, _), x in zip(batch, prepared):
         if isinstance(x, str):

@@ -10,8 +10,10 @@ from dataclasses import replace
 from torchvision.transforms import v2 as T
 from torchvision.transforms import InterpolationMode
 import torch
+from PIL import Image
 
 from ..preprocessing import Preprocessing
+from .images import limit_aspect
 
 _MODES = {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR,
           "nearest": InterpolationMode.NEAREST}
@@ -70,6 +72,13 @@ def transforms_for(model: torch.nn.Module) -> T.Compose:
 
 AUTO_AUGMENTS = ("autoaugment", "randaugment")
 TRAIN_CROPS = ("random_resized", "pad_crop")
+
+
+def model_input(image: Image.Image, transform: T.Compose) -> torch.Tensor:
+    """An RGB image (as ``load_image``, ``decode_image`` and ``to_rgb`` give it) as the model
+    takes it: its aspect ratio limited, then the eval transform. The one preparation shared by
+    predict, cam and serve."""
+    return transform(limit_aspect(image))
 
 
 def train_transform(input_size: int, *, mean: tuple[float, ...], std: tuple[float, ...],

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..predict import top_classes
 from .protocol import InferRequest
 
 
@@ -25,9 +26,8 @@ class Postprocess:
     def top_k(self, logits: np.ndarray, k: int) -> list[dict[str, object]]:
         """The k best classes of one logits row: index, label and softmax score, as
         ``effnet predict`` reports them."""
-        probabilities = torch.from_numpy(logits).float().softmax(dim=0)
-        scores, indices = probabilities.topk(min(k, self.num_classes))
-        return [{"index": int(i), "label": self.label(int(i)), "score": float(s)} for s, i in zip(scores, indices)]
+        best = top_classes(torch.from_numpy(logits)[None], k, self.class_names)[0]
+        return [{"index": s.index, "label": s.name, "score": s.probability} for s in best]
 
     def label(self, index: int) -> str:
         return self.class_names[index] if self.class_names else f"class {index}"

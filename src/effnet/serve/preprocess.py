@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..data.images import decode_image, limit_aspect
-from ..data.transforms import input_size, preprocessing_for, transforms_for
+from ..data.images import decode_image
+from ..data.transforms import input_size, model_input, preprocessing_for, transforms_for
 from .metrics import Metrics
 from .protocol import ProtocolError
 
@@ -47,8 +47,7 @@ class Preprocess:
         return list(rows)
 
     def _prepare(self, data: bytes, name: str) -> torch.Tensor:
-        image = decode_image(data, name=name, max_pixels=self.max_pixels)
-        return self.transform(limit_aspect(image))
+        return model_input(decode_image(data, name=name, max_pixels=self.max_pixels), self.transform)
 
     def tensor(self, tensor: np.ndarray) -> list[torch.Tensor]:
         """The rows of an FP32 N x C x H x W tensor, once its shape is the model's input's."""
