@@ -5,6 +5,7 @@ without unpickling code."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import pickle
@@ -222,6 +223,23 @@ def test_strategies_on_nas_bench_graph_write_a_summary_and_plot(tmp_path: Path) 
         assert after["q1"] <= after["median"] <= after["q3"] <= summary["table_optimum_reward"] + 1e-12
     assert (tmp_path / "best_so_far.png").stat().st_size > 0
     assert json.loads((tmp_path / "summary.json").read_text())["evaluations"] == 30
+
+
+def test_every_table_the_package_ships_is_read_proteins_over_its_five_operations() -> None:
+    """Proteins is keyed by the package's own hash over gcn, sage, arma, fc and skip: every
+    point but the all-skip ones has an entry, and every entry is some point's."""
+    architecture = require("nas_bench_graph.architecture")
+    from effnet.search.nas_bench_graph import DATASETS, Table
+
+    assert {p.stem for p in (Path(architecture.__file__).parent / "light").glob("*.bench")} == set(DATASETS)
+    table = Table.load("proteins")
+    assert table.sizes == (9, 5, 5, 5, 5) and table.ops == ["gcn", "sage", "arma", "fc", "skip"]
+    points = list(itertools.product(*(range(n) for n in table.sizes)))
+    keys = {point: table.find(point)[0] for point in points}
+    assert {p for p, key in keys.items() if key is None} == {(link, 4, 4, 4, 4) for link in range(9)}
+    assert set(keys.values()) - {None} == set(table.entries) and len(table.entries) == 2_021
+    with pytest.raises(ValueError, match="unknown NAS-Bench-Graph data set 'mnist'"):
+        Table.load("mnist")
 
 
 @pytest.mark.slow
