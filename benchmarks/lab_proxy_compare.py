@@ -11,9 +11,9 @@ import argparse
 import json
 from pathlib import Path
 
-from matplotlib.figure import Figure
 
-from effnet.lab.report import Point, draw_scaling, label_accuracy_axes, save_png
+from effnet.figures import new_figure, save_png
+from effnet.lab.report import Point, draw_scaling, label_accuracy_axes
 
 HERE = Path(__file__).resolve().parent
 
@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--long", type=Path, default=HERE / "results" / "lab" / "long_proxy" / "scaling" / "summary.json")
     parser.add_argument("--out", type=Path, default=HERE.parent / "docs" / "img" / "lab_long_proxy.png")
     args = parser.parse_args()
-    fig = Figure(figsize=(11, 4.5))  # no pyplot: no global figure state, no GUI backend
+    fig = new_figure(11, 4.5)
     panels = fig.subplots(1, 2, sharey=False)
     for ax, path in zip(panels, (args.short, args.long)):
         summary = json.loads(path.read_text())

@@ -14,11 +14,11 @@ import argparse
 import math
 from pathlib import Path
 
-from matplotlib.figure import Figure
 
 from effnet.lab import Journal, TrialResult
 from effnet.lab.scaling_experiment import DIMENSIONS
-from effnet.lab.report import Point, compare, draw_scaling, label_accuracy_axes, save_png, summarise
+from effnet.figures import new_figure, save_png
+from effnet.lab.report import Point, compare, draw_scaling, label_accuracy_axes, summarise
 
 HERE = Path(__file__).resolve().parent
 NETWORKS = {"mobilenet_v1": "MobileNetV1", "mobilenet_v2": "MobileNetV2", "resnet50": "ResNet-50"}
@@ -91,7 +91,7 @@ def main() -> None:
     (args.root / "table3.md").write_text(text)
     print(text)
     if found:
-        fig = Figure(figsize=(5 * len(found), 4.5))  # no pyplot: no global figure state, no GUI backend
+        fig = new_figure(5 * len(found), 4.5)
         panels = fig.subplots(1, len(found), squeeze=False)[0]
         for ax, (network, (points, results)) in zip(panels, found.items()):
             draw_scaling(ax, points, results)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from effnet.figures import save_png
 from effnet.bench.results import write_result
 from effnet.bench.train_step import training_step
 from effnet.counting import count
@@ -91,8 +92,7 @@ def plot(history: list[dict], path: Path, title: str) -> None:
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_png(fig, path)
     plt.close(fig)
 
 

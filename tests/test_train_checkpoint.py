@@ -35,7 +35,7 @@ def test_a_failed_write_leaves_the_old_checkpoint_intact(tmp_path: Path, monkeyp
     before = path.read_bytes()
 
     def broken_save(obj, f):  # type: ignore[no-untyped-def]
-        f.write(b"half a checkpoint")
+        Path(f).write_bytes(b"half a checkpoint")
         raise OSError("disk full")
 
     monkeypatch.setattr(ck.torch, "save", broken_save)

@@ -25,6 +25,7 @@ from torch import nn
 
 from .._cache import cache_dir
 from ..allocator import keep_freed_cpu_memory
+from ..atomic import write_atomic
 from ..data.transforms import input_size
 from ..device import cpu_info
 from .fuse import optimize_for_inference
@@ -112,10 +113,7 @@ def _load_choices(path: Path) -> dict[str, dict]:
 
 def _save_choice(path: Path, key: str, record: dict) -> None:
     choices = {**_load_choices(path), key: record}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text(json.dumps(choices, indent=1))
-    os.replace(partial, path)  # atomic: two processes never leave half a file
+    write_atomic(path, json.dumps(choices, indent=1))  # two processes never leave half a file
 
 
 def measure_runtimes(model: nn.Module, *, batch: int = 1, cache: bool = True, threads: int | None = None,

@@ -15,11 +15,11 @@ import os
 import platform
 import shutil
 import subprocess
-import tempfile
 from functools import cache
 from pathlib import Path
 
 from .._cache import cache_dir
+from ..atomic import atomic_path
 from ..device import cpu_info
 
 SOURCE = Path(__file__).with_name("_cpu_kernels.c")
@@ -45,18 +45,21 @@ def disabled_by_environment() -> bool:
                      "(kernels off) or 0 (kernels on), or unset it")
 
 
+class _BuildFailed(Exception):
+    """The compiler's complaint (raised inside the atomic write so that nothing is left)."""
+
+
 def _compile(compiler: str, path: Path) -> str | None:
     """Build the library at ``path``; the compiler's complaint when that fails."""
     folder = path.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=folder) as scratch:
-            built = Path(scratch) / path.name
+        with atomic_path(path) as built:  # other processes see the whole library or none
             result = subprocess.run([compiler, *_flags(), str(SOURCE), "-o", str(built)],
                                     capture_output=True, text=True, timeout=300)
             if result.returncode != 0:
-                return f"{compiler} failed to build {SOURCE.name}: {result.stderr.strip()[-500:]}"
-            os.replace(built, path)  # atomic: other processes see the whole file or none
+                raise _BuildFailed(f"{compiler} failed to build {SOURCE.name}: {result.stderr.strip()[-500:]}")
+    except _BuildFailed as failed:
+        return str(failed)
     except (OSError, subprocess.SubprocessError) as error:
         return f"could not build {SOURCE.name} in {folder}: {error}"
     return None

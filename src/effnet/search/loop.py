@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from matplotlib.figure import Figure
 
+from ..figures import new_figure, save_png
+from ..atomic import write_atomic
 from ..counting import count
 from ..lab.experiments import RunOptions
 from ..lab.journal import Journal
@@ -148,22 +149,13 @@ def run_search(config: SearchConfig, budget: Budget, options: RunOptions, *, rou
 
 def _save(path: Path, state: dict[str, Any]) -> None:
     """Atomically: a kill leaves the last round's state or this one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    torch.save(state, partial)
-    with open(partial, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(partial, path)
+    write_atomic(path, lambda partial: torch.save(state, partial))
 
 
 def write_candidates(out: Path, records: list[dict[str, Any]], skeleton) -> None:  # type: ignore[no-untyped-def]
-    partial = out / ".candidates.jsonl.partial"
-    with partial.open("w") as f:
-        for record in records:
-            spec = decode(skeleton, record["tokens"])
-            f.write(json.dumps({**record, "network": describe(skeleton, record["tokens"]),
-                                "spec": spec_to_dict(spec)}) + "\n")
-    os.replace(partial, out / "candidates.jsonl")
+    lines = [json.dumps({**record, "network": describe(skeleton, record["tokens"]),
+                         "spec": spec_to_dict(decode(skeleton, record["tokens"]))}) + "\n" for record in records]
+    write_atomic(out / "candidates.jsonl", "".join(lines))
 
 
 def summarise(out: Path, config: SearchConfig, budget: Budget, target: float, records: list[dict[str, Any]],
@@ -189,7 +181,7 @@ def summarise(out: Path, config: SearchConfig, budget: Budget, target: float, re
 
 
 def _plot(path: Path, records: list[dict[str, Any]], target: float, config: SearchConfig) -> None:
-    fig = Figure(figsize=(10, 4.2))  # no pyplot: no global figure state, no GUI backend
+    fig = new_figure(10, 4.2)
     left, right = fig.subplots(1, 2)
     done = [r for r in records if r["top1"] is not None]
     points = left.scatter([r["cost"] for r in done], [r["top1"] for r in done], c=[r["evaluation"] for r in done],
@@ -209,5 +201,4 @@ def _plot(path: Path, records: list[dict[str, Any]], target: float, config: Sear
     right.set_ylabel(f"best {config.reward} reward so far")
     right.set_title(f"{config.strategy} on the {config.skeleton} skeleton", fontsize=10)
     right.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_png(fig, path)

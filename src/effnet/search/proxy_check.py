@@ -12,9 +12,9 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from matplotlib.figure import Figure
 from scipy import stats
 
+from ..figures import new_figure, save_png
 from ..lab.experiments import RunOptions
 from ..lab.journal import Journal
 from ..lab.runner import TrialFn, run_trials
@@ -85,7 +85,7 @@ def proxy_markdown(summary: dict[str, Any]) -> str:
 
 
 def _plot(path: Path, summary: dict[str, Any]) -> None:
-    fig = Figure(figsize=(5.5, 4.2))  # no pyplot: no global figure state, no GUI backend
+    fig = new_figure(5.5, 4.2)
     ax = fig.subplots()
     ax.scatter([n["proxy_top1"] for n in summary["networks"]], [n["longer_top1"] for n in summary["networks"]])
     ax.set_xlabel(f"proxy minival top-1 (%), {summary['proxy_budget']['epochs']} epochs")
@@ -93,5 +93,4 @@ def _plot(path: Path, summary: dict[str, Any]) -> None:
     tau = summary["kendall_tau"]
     ax.set_title("proxy against longer training" + ("" if tau is None else f": Kendall tau {tau:.2f}"), fontsize=10)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_png(fig, path)

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from matplotlib.figure import Figure
 
+from ..figures import new_figure, save_png
 from ..counting import count
 from ..lab.experiments import RunOptions
 from ..lab.journal import Journal
@@ -216,7 +216,7 @@ def retrain_markdown(summary: dict[str, Any]) -> str:
 
 
 def _plot(path: Path, rows: list[dict[str, Any]], skeleton: str) -> None:
-    fig = Figure(figsize=(7, 4.2))  # no pyplot: no global figure state, no GUI backend
+    fig = new_figure(7, 4.2)
     ax = fig.subplots()
     for role, colour in (("found", "tab:green"), ("near", "tab:olive"), ("base", "tab:red"), ("random", "tab:gray")):
         mine = [r for r in rows if r["role"] == role and r["seeds"]]
@@ -232,5 +232,4 @@ def _plot(path: Path, rows: list[dict[str, Any]], skeleton: str) -> None:
     ax.set_title(f"retrained from scratch ({skeleton} skeleton)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_png(fig, path)

@@ -16,13 +16,13 @@ every finished trial goes to the journal as soon as Tune reports it, the search 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..atomic import write_atomic
 from ..lab.experiments import RunOptions
 from ..lab.runner import TrialFn
 from ..lab.trials import Budget, TrialResult, describe, train_trial
@@ -97,9 +97,7 @@ class StrategySearcher(_TuneSearcher):  # type: ignore[misc,valid-type]
         self.search.records = list(state.get("records", []))
 
     def save(self, checkpoint_path: str) -> None:
-        partial = f"{checkpoint_path}.{os.getpid()}.partial"
-        torch.save(self.get_state(), partial)
-        os.replace(partial, checkpoint_path)
+        write_atomic(checkpoint_path, lambda partial: torch.save(self.get_state(), partial))
 
     def restore(self, checkpoint_path: str) -> None:
         self.set_state(torch.load(checkpoint_path, weights_only=True))

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from matplotlib.figure import Figure
 from torch import nn
 
+from ..figures import new_figure, save_png
 from ..device import resolve_device
 from ..factory import create_model
 from ..weights import RunFolder, fetch_weights
@@ -86,7 +86,7 @@ def plot_confusion(confusion, classes, path: Path, title: str) -> None:  # type:
     counts = confusion.numpy()
     rates = counts / counts.sum(1, keepdims=True).clip(min=1)
     size = max(5.0, 0.55 * len(classes) + 2)
-    fig = Figure(figsize=(size + 1, size))  # no pyplot: no global figure state, no GUI backend
+    fig = new_figure(size + 1, size)
     ax = fig.subplots()
     image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right")
@@ -100,8 +100,7 @@ def plot_confusion(confusion, classes, path: Path, title: str) -> None:  # type:
                 ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
                         color="white" if rates[i, j] > 0.5 else "black")
     fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of the true class")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_png(fig, path)
 
 
 __all__ = ["CONFUSION_PLOT", "EVAL_REPORT", "RunEvaluation", "evaluate_run", "plot_confusion"]

@@ -20,6 +20,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from ..atomic import write_atomic
 from ..preprocessing import Preprocessing
 from ..spec_json import spec_from_dict
 from .errors import WeightsError
@@ -65,16 +66,8 @@ def save_weights(path: str | os.PathLike[str], state_dict: Mapping[str, torch.Te
         raise WeightsError(f"effnet writes weights as .safetensors; name the file {path.with_suffix('.safetensors')}")
     # safetensors refuses views that share memory; contiguous CPU copies always work.
     tensors = {key: value.detach().cpu().contiguous() for key, value in state_dict.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Written beside the target and renamed: a reader (or a crash) sees the old file or the
-    # new one, never half of one.
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        save_file(tensors, str(partial), metadata=meta.to_safetensors() if meta is not None else None)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return path
+    metadata = meta.to_safetensors() if meta is not None else None
+    return write_atomic(path, lambda partial: save_file(tensors, str(partial), metadata=metadata))
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], WeightsMeta | None]:
