@@ -57,7 +57,7 @@ def spec_from_file(path: str | Path) -> NetworkSpec:
     ``effnet scale --json``), with errors that name the file."""
     path = Path(path)
     if not path.is_file():
-        raise SpecError(f"no network description at {path}: give a .json file written by `effnet search-baseline` "
+        raise SpecError(f"no network description at {path}: give a .json file written by `effnet nas search` "
                         "(best.json) or spec_to_dict")
     try:
         data = json.loads(path.read_text())

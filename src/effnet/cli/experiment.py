@@ -39,7 +39,7 @@ def configure_scaling(s: argparse.ArgumentParser) -> None:
     s.add_argument("--beta", type=float, default=BETA)
     s.add_argument("--gamma", type=float, default=GAMMA)
     s.add_argument("--coefficients", type=Path, default=None, metavar="BEST_JSON",
-                   help="take alpha, beta, gamma from a search: `effnet search-coefficients --out DIR` "
+                   help="take alpha, beta, gamma from a search: `effnet lab coefficients --out DIR` "
                         "writes DIR/best.json (default: the paper's 1.2, 1.1, 1.15)")
     s.set_defaults(func=run)
 
@@ -70,7 +70,7 @@ def coefficients_from(args: argparse.Namespace) -> tuple[float, float, float]:
         return (float(best["alpha"]), float(best["beta"]), float(best["gamma"]))
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"--coefficients {path}: not a search result with alpha, beta and gamma ({error}); "
-                         "run `effnet search-coefficients BASE --out DIR` and pass DIR/best.json") from None
+                         "run `effnet lab coefficients BASE --out DIR` and pass DIR/best.json") from None
 
 
 def run(args: argparse.Namespace) -> int:

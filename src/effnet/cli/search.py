@@ -1,4 +1,4 @@
-"""`effnet search-baseline [SKELETON]` (also `effnet search`): MnasNet-style multi-objective architecture search on real data
+"""`effnet nas search [SKELETON]`: MnasNet-style multi-objective architecture search on real data
 (the search that found B0), journaled and resumable (docs/search.md)."""
 
 from __future__ import annotations
@@ -55,5 +55,5 @@ def run(args: argparse.Namespace) -> int:
                   "\n".join(best["network"]))])
     print(f"target T = {summary['target']:.4g} ({args.cost}); candidates: {args.out / 'candidates.jsonl'}, "
           f"plot: {args.out / 'search.png'}, found network: {args.out / 'best.json'} "
-          f"(`effnet show {args.out / 'best.json'}`, `effnet experiment scaling {args.out / 'best.json'}`)")
+          f"(`effnet show {args.out / 'best.json'}`, `effnet lab scaling {args.out / 'best.json'}`)")
     return 0

@@ -1,4 +1,4 @@
-"""`effnet search-coefficients BASE`: paper step 1, the alpha/beta/gamma grid at phi = 1."""
+"""`effnet lab coefficients BASE`: paper step 1, the alpha/beta/gamma grid at phi = 1."""
 
 from __future__ import annotations
 

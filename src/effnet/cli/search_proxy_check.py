@@ -1,4 +1,4 @@
-"""`effnet search-proxy-check SEARCH`: Kendall's tau between a search's proxy ranking and a
+"""`effnet nas proxy-check SEARCH`: Kendall's tau between a search's proxy ranking and a
 longer training of networks spread over it (docs/search.md)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("search", metavar="SEARCH", help="a search folder (`effnet search-baseline --out`)")
+    p.add_argument("search", metavar="SEARCH", help="a search folder (`effnet nas search --out`)")
     p.add_argument("--archs", type=int, default=10, help="networks spread over the proxy's ranking (default 10)")
     p.add_argument("--factor", type=int, default=3, help="times the proxy's epochs (default 3)")
     add_runner(p)

@@ -1,4 +1,4 @@
-"""`effnet search-retrain SEARCH [SEARCH ...]`: the networks a search found, retrained from
+"""`effnet nas retrain SEARCH [SEARCH ...]`: the networks a search found, retrained from
 scratch beside the hand-designed base and random networks of the same MAdds, test top-1 with
 95% intervals over seeds (docs/search.md)."""
 
@@ -22,7 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("searches", nargs="+", metavar="SEARCH", help="search folders (`effnet search-baseline --out`)")
+    p.add_argument("searches", nargs="+", metavar="SEARCH", help="search folders (`effnet nas search --out`)")
     p.add_argument("--top", type=int, default=3, help="distinct networks with the best reward (default 3)")
     p.add_argument("--near", type=int, default=1,
                    help="also the best found (by proxy top-1) within --tolerance of the search's target (default 1)")

@@ -72,7 +72,7 @@ class SearchState:
     """What a search keeps in OUT whichever backend trains its candidates (processes, Ray tasks
     or Ray Tune): the lab's journal of trials, ``search_state.pt`` (the settings, the strategy's
     state, every candidate told so far) and ``candidates.jsonl``; at the end ``summary.json``,
-    ``best.json`` and the plot. ``search-retrain`` and ``search-proxy-check`` read these."""
+    ``best.json`` and the plot. ``effnet nas retrain`` and ``effnet nas proxy-check`` read these."""
 
     def __init__(self, out: str | os.PathLike[str], config: SearchConfig, budget: Budget,
                  data_dir: str | None = None) -> None:

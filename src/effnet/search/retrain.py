@@ -63,7 +63,7 @@ def read_search(folder: str | Path) -> Search:
     folder = Path(folder)
     path = folder / STATE
     if not path.is_file():
-        raise FileNotFoundError(f"{folder} holds no search ({STATE} is missing); run `effnet search-baseline "
+        raise FileNotFoundError(f"{folder} holds no search ({STATE} is missing); run `effnet nas search "
                                 f"--out {folder}` first")
     state = torch.load(path, weights_only=True)
     return Search(folder, state["config"], state["budget"], state["records"])
@@ -172,7 +172,7 @@ def retrain(searches: Sequence[str | Path], budget: Budget, options: RunOptions,
                "seeds": list(seeds), "random_seed": random_seed, "tolerance": tolerance, "rows": rows,
                "failed": [r.key for r in results if r.top1 is None]}
     out.mkdir(parents=True, exist_ok=True)
-    # Each contender as a network file (`effnet show`, `effnet experiment scaling`): found-1 is
+    # Each contender as a network file (`effnet show`, `effnet lab scaling`): found-1 is
     # the best of all the searches pooled, chosen by reward, never by the test set.
     (out / "networks").mkdir(exist_ok=True)
     for c in chosen:

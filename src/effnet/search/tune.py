@@ -9,8 +9,8 @@ Ray (constraints.txt).
 The search keeps the same memory in OUT as on the other backends (``loop.SearchState``):
 every finished trial goes to the journal as soon as Tune reports it, the search state and
 ``candidates.jsonl`` are saved whenever the strategy is told, and ``summary.json``,
-``best.json`` and the plot are written at the end, so ``search-retrain`` and
-``search-proxy-check`` read a Tune search's folder, and either backend resumes it.
+``best.json`` and the plot are written at the end, so ``effnet nas retrain`` and
+``effnet nas proxy-check`` read a Tune search's folder, and either backend resumes it.
 """
 
 from __future__ import annotations
