@@ -114,12 +114,12 @@ def test_the_proxy_check_spreads_over_the_ranking_and_reports_kendall_tau(search
 def test_a_folder_without_a_search_says_how_to_make_one(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     from effnet.cli import main
 
-    with pytest.raises(FileNotFoundError, match="effnet search-baseline"):
+    with pytest.raises(FileNotFoundError, match="effnet nas search"):
         read_search(tmp_path)
     assert main(["search-retrain", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert main(["search-proxy-check", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if ": error:" in line]   # not the old-name notes
-    assert len(errors) == 2 and all("holds no search" in line and "effnet search-baseline" in line for line in errors)
+    assert len(errors) == 2 and all("holds no search" in line and "effnet nas search" in line for line in errors)
 
 
 @pytest.mark.slow

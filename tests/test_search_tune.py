@@ -1,6 +1,6 @@
 """The search on Ray Tune (a local Ray instance): the strategy behind a Tune ``Searcher``, an
 interrupted experiment restored with ``Tuner.restore`` that runs only what was left, and the
-same journal and search state as the local backend: search-retrain and search-proxy-check read
+same journal and search state as the local backend: `effnet nas retrain` and `effnet nas proxy-check` read
 a Tune search's folder, and either backend goes on with the other's search."""
 
 from __future__ import annotations
