@@ -32,7 +32,7 @@ def _patch_jpeg_size(data: bytes, width: int, height: int) -> bytes:
 
 
 def build_corpus(folder: Path) -> dict[str, bool]:
-    """Write the bad-file corpus of issue 3 into ``folder``: file name -> readable?"""
+    """Write the corpus of bad image files into ``folder``: file name -> readable?"""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     photo = Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))

@@ -148,7 +148,7 @@ def trial_config(trial: Trial, out_dir: str | None = None) -> Config:
 
 def _train_or_resume(config: Config, spec: NetworkSpec) -> TrainResult:
     """Train, or continue from the last epoch's checkpoint when an earlier process was stopped
-    mid-trial (a session's end, a kill): resume is exact, so the result is the same either way."""
+    mid-trial (the machine going away, a kill): resume is exact, so the result is the same either way."""
     folder = RunFolder.under(config.run.out_dir, config.run.name)
     if _resumable(folder.last):
         result = train(config, resume=folder.path, spec=spec)

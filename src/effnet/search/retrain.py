@@ -1,5 +1,5 @@
 """What a search found, retrained from scratch beside the hand design and random networks of
-the same MAdds (issue #12's table): does the search beat the design, and does it beat luck?
+the same MAdds: does the search beat the design, and does it beat luck?
 
 Contenders: the top ``top`` distinct networks of one or more searches (by reward), the ``near``
 best (by proxy top-1) whose cost lies within ``tolerance`` of the search's target T (a soft
