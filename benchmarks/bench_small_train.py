@@ -31,7 +31,7 @@ from effnet.bench.peer_models import timm_same_architecture
 from effnet.bench.results import write_result
 from effnet.bench.train_step import training_step
 from effnet.counting import count
-from effnet.deploy.timing import Runner, call_times
+from effnet.deploy.timing import Work, call_times
 from effnet.kernels import use_fused_kernels
 from effnet.model import build_model
 from effnet.spec import NetworkSpec
@@ -40,7 +40,7 @@ from effnet.zoo.small import fashion_mnist_net
 
 
 def train_step(model: nn.Module, batch: int, size: int, in_chans: int, *, compile: bool = False,
-               fused: bool = False) -> Runner:
+               fused: bool = False) -> Work:
     """The training loop's step: TF RMSProp, label-smoothed cross entropy, channels_last."""
     model = model.train().to(memory_format=torch.channels_last)
     if fused:
@@ -61,7 +61,7 @@ def stream_bandwidth(megabytes: int = 256) -> float:
     return 5 * 2 * source.numel() * 4 / seconds / 1e9
 
 
-def profile_step(step: Runner, top: int = 12) -> str:
+def profile_step(step: Work, top: int = 12) -> str:
     step()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         for _ in range(3):
@@ -69,7 +69,7 @@ def profile_step(step: Runner, top: int = 12) -> str:
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top)
 
 
-def runners_for(spec: NetworkSpec, ours: nn.Module, theirs: nn.Module, args: argparse.Namespace) -> dict[str, Runner]:
+def runners_for(spec: NetworkSpec, ours: nn.Module, theirs: nn.Module, args: argparse.Namespace) -> dict[str, Work]:
     size, chans = spec.resolution, spec.in_chans
     runners = {"ours:native": train_step(ours, args.batch, size, chans),
                "ours:fused": train_step(build_model(spec), args.batch, size, chans, fused=True),

@@ -22,6 +22,7 @@ from ..deploy.openvino import OpenVinoRunner, quantize_openvino
 from ..deploy.padding import freeze_same_padding
 from ..deploy.quantize import quantize_onnx
 from ..deploy.runtime import OnnxRunner
+from ..deploy.timing import Work
 from ..factory import create_model
 from ..kernels import use_fused_kernels
 from .peer_models import peer_model
@@ -98,8 +99,6 @@ def _on_device(setting: Setting, call: Callable[[], object]) -> Callable[[], obj
 
     return run
 
-
-Runner = Callable[[], object]
 
 
 def peer_module(peer: str, setting: Setting) -> nn.Module:
@@ -228,7 +227,7 @@ def inference_runner(contestant: str, setting: Setting, batch: int, workdir: Pat
     return Timed(_on_device(setting, run))
 
 
-def train_runner(contestant: str, setting: Setting, batch: int) -> Runner:
+def train_runner(contestant: str, setting: Setting, batch: int) -> Work:
     """One SGD step (forward, cross-entropy, backward, update) at ``batch``, channels_last
     for everyone (the faster layout on CPU for all three libraries)."""
     owner, _, path = contestant.partition(":")

@@ -9,13 +9,13 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..deploy.timing import Runner
+from ..deploy.timing import Work
 
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, *,
-                  criterion: Criterion = nn.functional.cross_entropy, amp: bool = False) -> Runner:
+                  criterion: Criterion = nn.functional.cross_entropy, amp: bool = False) -> Work:
     """One optimiser step on the fixed batch ``x``, ``y`` per call: gradients set to None,
     forward (under bf16 autocast on ``x``'s device with ``amp``: no loss scaling needed, unlike
     fp16), ``criterion`` on the logits in fp32, backward, update. ``model`` may be a

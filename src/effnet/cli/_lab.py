@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..lab.bases import lab_base
 from ..lab.experiments import RunOptions
-from ..lab.runner import cpu_count
+from ..lab.dispatch import cpu_count
 from ..lab.trials import Budget
 
 # The default proxy budget of a trial, sized so that the default scaling experiment (3 seeds x

@@ -14,10 +14,10 @@ import statistics
 import time
 from collections.abc import Callable
 
-Runner = Callable[[], object]
+Work = Callable[[], object]
 
 
-def call_times(run: Runner, *, calls: int, warmup: int = 0) -> list[float]:
+def call_times(run: Work, *, calls: int, warmup: int = 0) -> list[float]:
     """Seconds of each of ``calls`` calls of ``run``, after ``warmup`` untimed ones."""
     for _ in range(warmup):
         run()
@@ -29,12 +29,12 @@ def call_times(run: Runner, *, calls: int, warmup: int = 0) -> list[float]:
     return times
 
 
-def seconds_per_call(run: Runner, *, calls: int = 5, warmup: int = 2) -> float:
+def seconds_per_call(run: Work, *, calls: int = 5, warmup: int = 2) -> float:
     """The median of ``calls`` timed calls after ``warmup`` untimed ones."""
     return statistics.median(call_times(run, calls=calls, warmup=warmup))
 
 
-def calls_for(run: Runner, min_time: float) -> list[float]:
+def calls_for(run: Work, min_time: float) -> list[float]:
     """Seconds of each call of ``run`` made back to back until ``min_time`` seconds have passed
     (at least one call)."""
     times, start = [], time.perf_counter()
@@ -46,7 +46,7 @@ def calls_for(run: Runner, min_time: float) -> list[float]:
             return times
 
 
-def time_alternately(runners: dict[str, Runner], *, rounds: int = 3, min_time: float = 1.0,
+def time_alternately(runners: dict[str, Work], *, rounds: int = 3, min_time: float = 1.0,
                      warmup: int = 2) -> dict[str, list[float]]:
     """Seconds per call for each runner, one sample per round: the median of the calls made
     back to back for at least ``min_time`` seconds."""
@@ -61,4 +61,4 @@ def time_alternately(runners: dict[str, Runner], *, rounds: int = 3, min_time: f
     return samples
 
 
-__all__ = ["Runner", "call_times", "calls_for", "seconds_per_call", "time_alternately"]
+__all__ = ["Work", "call_times", "calls_for", "seconds_per_call", "time_alternately"]

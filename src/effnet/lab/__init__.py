@@ -5,7 +5,7 @@ the single-dimension baselines)."""
 from .coefficients import constraint_grid, coefficient_trials
 from .journal import Journal
 from .matching import match_madds
-from .runner import run_trials
+from .dispatch import run_trials
 from .trials import Budget, Trial, TrialResult
 
 __all__ = ["Budget", "Journal", "Trial", "TrialResult", "coefficient_trials", "constraint_grid", "match_madds",

@@ -13,7 +13,7 @@ from ..spec import NetworkSpec
 from .coefficients import coefficient_trials, constraint_grid
 from .journal import Journal
 from .report import compare, plot_grid, plot_scaling, plot_width_grid, summarise, write_table
-from .runner import TrialFn, run_trials
+from .dispatch import TrialFn, run_trials
 from .scaling_experiment import METHODS, scaling_trials
 from .trials import Budget, TrialResult, train_trial
 from .width_grid import CONFIGS, WIDTHS, at_equal_madds, width_grid_trials

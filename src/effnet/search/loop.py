@@ -28,7 +28,7 @@ from ..atomic import write_atomic
 from ..counting import count
 from ..lab.experiments import RunOptions
 from ..lab.journal import Journal
-from ..lab.runner import TrialFn, run_trials
+from ..lab.dispatch import TrialFn, run_trials
 from ..lab.trials import Budget, Trial, TrialResult, train_trial
 from ..spec_json import spec_to_dict, write_spec
 from .controller import make_strategy

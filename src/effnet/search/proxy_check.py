@@ -17,7 +17,7 @@ from scipy import stats
 from ..figures import new_figure, save_png
 from ..lab.experiments import RunOptions
 from ..lab.journal import Journal
-from ..lab.runner import TrialFn, run_trials
+from ..lab.dispatch import TrialFn, run_trials
 from ..lab.trials import Budget, Trial, train_trial
 from .retrain import ranked, read_search, skeleton_of
 from .space import decode, describe

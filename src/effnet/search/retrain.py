@@ -28,7 +28,7 @@ from ..counting import count
 from ..lab.experiments import RunOptions
 from ..lab.journal import Journal
 from ..lab.report import ci95
-from ..lab.runner import TrialFn, run_trials
+from ..lab.dispatch import TrialFn, run_trials
 from ..lab.trials import Budget, Trial, train_trial
 from ..spec import NetworkSpec
 from ..spec_json import write_spec

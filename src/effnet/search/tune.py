@@ -24,7 +24,7 @@ import torch
 
 from ..atomic import write_atomic
 from ..lab.experiments import RunOptions
-from ..lab.runner import TrialFn
+from ..lab.dispatch import TrialFn
 from ..lab.trials import Budget, TrialResult, describe, train_trial
 from .controller import make_strategy
 from .loop import SearchConfig, SearchState
