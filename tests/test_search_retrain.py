@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from effnet import count, get_spec
-from effnet.lab.experiments import RunOptions
+from effnet.lab.experiments import LabOptions
 from effnet.lab.trials import Budget, Trial
 from effnet.search import decode, get_skeleton
 from effnet.search.space import describe, describe_spec
@@ -26,7 +26,7 @@ from .lab_trials import counted_trial, trial_with_test_set
 def search(tmp_path: Path) -> Path:
     out = tmp_path / "search"
     run_search(SearchConfig(strategy="random", evaluations=14, seed=3), Budget(epochs=2, train_subset=100, minival=50),
-               RunOptions(out, progress=False), round_size=7, trial_fn=counted_trial)
+               LabOptions(out, progress=False), round_size=7, trial_fn=counted_trial)
     return out
 
 
@@ -60,10 +60,10 @@ def test_retraining_reads_the_test_set_and_resumes_from_its_journal(search: Path
     out, calls = tmp_path / "retrain", tmp_path / "calls"
     os.environ["EFFNET_TEST_CALLS"] = str(calls)
     try:
-        summary = retrain([search], Budget(epochs=4), RunOptions(out, progress=False), near=0, seeds=(0, 1, 2),
+        summary = retrain([search], Budget(epochs=4), LabOptions(out, progress=False), near=0, seeds=(0, 1, 2),
                           trial_fn=trial_with_test_set, latency=False)
         assert len(calls.read_text().split()) == 21
-        again = retrain([search], Budget(epochs=4), RunOptions(out, progress=False), near=0, seeds=(0, 1, 2),
+        again = retrain([search], Budget(epochs=4), LabOptions(out, progress=False), near=0, seeds=(0, 1, 2),
                         trial_fn=trial_with_test_set, latency=False)
         assert len(calls.read_text().split()) == 21, "a finished training ran again"
     finally:
@@ -101,14 +101,14 @@ def test_the_proxy_check_spreads_over_the_ranking_and_reports_kendall_tau(search
     assert [r["top1"] for r in picked] == [19, 14, 9, 5, 0]   # ranks 0, 5, 10, 14, 19 of 20
     with pytest.raises(ValueError, match="needs 30"):
         spread(records, 30)
-    summary = proxy_check(search, RunOptions(tmp_path / "check", progress=False), archs=6, factor=3,
+    summary = proxy_check(search, LabOptions(tmp_path / "check", progress=False), archs=6, factor=3,
                           trial_fn=counted_trial)
     assert summary["archs"] == 6 and summary["longer_budget"]["epochs"] == 6 and summary["proxy_budget"]["epochs"] == 2
     # counted_trial's accuracy depends on the network only: the longer training ranks as the proxy did.
     assert summary["kendall_tau"] == pytest.approx(1.0)
     assert "Kendall tau = 1.000" in (tmp_path / "check" / "proxy_check.md").read_text()
     with pytest.raises(ValueError, match="at least 2x"):
-        proxy_check(search, RunOptions(tmp_path / "check2", progress=False), factor=1, trial_fn=counted_trial)
+        proxy_check(search, LabOptions(tmp_path / "check2", progress=False), factor=1, trial_fn=counted_trial)
 
 
 def test_a_folder_without_a_search_says_how_to_make_one(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from effnet.cli import main
-from effnet.lab.experiments import RunOptions
+from effnet.lab.experiments import LabOptions
 from effnet.lab.trials import Budget
 from effnet.search.controller import make_strategy
 from effnet.search.loop import STATE, SearchConfig, SearchState, run_search
@@ -36,13 +36,13 @@ SCRIPT = """
 import sys
 from pathlib import Path
 from effnet.cli import main
-from effnet.lab.experiments import RunOptions
+from effnet.lab.experiments import LabOptions
 from effnet.lab.trials import Budget
 from effnet.search.loop import SearchConfig
 from effnet.search.tune import run_search_on_tune
 from tests.lab_trials import counted_trial
 run_search_on_tune(SearchConfig(strategy=sys.argv[2], evaluations=12, seed=2), Budget(),
-                   RunOptions(Path(sys.argv[1]), workers=2, progress=False), trial_fn=counted_trial)
+                   LabOptions(Path(sys.argv[1]), workers=2, progress=False), trial_fn=counted_trial)
 """
 
 
@@ -95,19 +95,19 @@ def test_a_search_begun_locally_goes_on_on_tune_from_its_state_and_journal(tmp_p
     monkeypatch.setenv("PYTHONPATH", PYTHONPATH)
     calls.touch()
     with pytest.raises(KeyboardInterrupt):
-        run_search(config, Budget(), RunOptions(tmp_path / "search", progress=False), round_size=3,
+        run_search(config, Budget(), LabOptions(tmp_path / "search", progress=False), round_size=3,
                    trial_fn=_stop_after_three)
     assert len(_state(tmp_path / "search")["records"]) == 3
-    run_search_on_tune(config, Budget(), RunOptions(tmp_path / "search", workers=1, progress=False),
+    run_search_on_tune(config, Budget(), LabOptions(tmp_path / "search", workers=1, progress=False),
                        trial_fn=counted_trial)
     assert len(calls.read_text().split()) == 6, "the Tune search trained again what the journal held"
-    run_search(config, Budget(), RunOptions(tmp_path / "whole", progress=False), round_size=3, trial_fn=counted_trial)
+    run_search(config, Budget(), LabOptions(tmp_path / "whole", progress=False), round_size=3, trial_fn=counted_trial)
     # The same records as a search that was never interrupted, in the same order.
     assert _state(tmp_path / "search")["records"] == _state(tmp_path / "whole")["records"]
     assert sorted(map(json.dumps, _journal(tmp_path / "search"))) == sorted(map(json.dumps, _journal(tmp_path / "whole")))
     with pytest.raises(ValueError, match="other settings"):
         run_search_on_tune(SearchConfig(strategy="random", evaluations=7, seed=4), Budget(),
-                           RunOptions(tmp_path / "search", workers=1, progress=False), trial_fn=counted_trial)
+                           LabOptions(tmp_path / "search", workers=1, progress=False), trial_fn=counted_trial)
 
 
 def test_a_local_search_first_trains_what_a_tune_search_had_asked_and_not_told(tmp_path: Path) -> None:
@@ -122,10 +122,10 @@ def test_a_local_search_first_trains_what_a_tune_search_had_asked_and_not_told(t
     strategy.tell(first.id, value)
     search.add(first, result, cost, value)
     search.save(strategy)          # what a Tune search interrupted with one candidate in flight leaves
-    run_search(config, Budget(), RunOptions(tmp_path / "search", progress=False), trial_fn=counted_trial)
+    run_search(config, Budget(), LabOptions(tmp_path / "search", progress=False), trial_fn=counted_trial)
     records = _state(tmp_path / "search")["records"]
     assert [r["id"] for r in records] == [0, 1, 2] and records[1]["tokens"] == list(asked.tokens)
-    run_search(config, Budget(), RunOptions(tmp_path / "whole", progress=False), trial_fn=counted_trial)
+    run_search(config, Budget(), LabOptions(tmp_path / "whole", progress=False), trial_fn=counted_trial)
     assert records == _state(tmp_path / "whole")["records"]
 
 

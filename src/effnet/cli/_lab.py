@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..lab.bases import lab_base
-from ..lab.experiments import RunOptions
+from ..lab.experiments import LabOptions
 from ..lab.dispatch import cpu_count
 from ..lab.trials import Budget
 
@@ -62,6 +62,6 @@ def base_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return lab_base(args.base, resolution=args.resolution)
 
 
-def options_from(args: argparse.Namespace) -> RunOptions:
-    return RunOptions(out_dir=args.out, workers=args.workers or cpu_count(), backend=args.backend, ray_address=args.ray_address,
+def options_from(args: argparse.Namespace) -> LabOptions:
+    return LabOptions(out_dir=args.out, workers=args.workers or cpu_count(), backend=args.backend, ray_address=args.ray_address,
                       data_dir=args.data_dir)

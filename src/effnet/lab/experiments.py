@@ -20,7 +20,9 @@ from .width_grid import CONFIGS, WIDTHS, at_equal_madds, width_grid_trials
 
 
 @dataclass(frozen=True)
-class RunOptions:
+class LabOptions:
+    """Where an experiment's trials run and where its folder is (shared by the search)."""
+
     out_dir: Path
     workers: int = 1
     backend: str = "local"
@@ -39,7 +41,7 @@ class GridRow:
     n: int
 
 
-def search_coefficients(base: NetworkSpec, budget: Budget, options: RunOptions, *, step: float = 0.1,
+def search_coefficients(base: NetworkSpec, budget: Budget, options: LabOptions, *, step: float = 0.1,
                         tolerance: float = 0.1, seeds: Sequence[int] = (0,), trial_fn: TrialFn = train_trial,
                         points: Sequence[tuple[float, float, float]] | None = None) -> list[GridRow]:
     """Paper step 1: every grid point at phi = 1 (or only ``points``), ranked by mean
@@ -62,7 +64,7 @@ def search_coefficients(base: NetworkSpec, budget: Budget, options: RunOptions, 
     return rows
 
 
-def scaling_experiment(base: NetworkSpec, budget: Budget, options: RunOptions, *, phis: Sequence[float] = (1, 2, 3),
+def scaling_experiment(base: NetworkSpec, budget: Budget, options: LabOptions, *, phis: Sequence[float] = (1, 2, 3),
                        coefficients: tuple[float, float, float] = (ALPHA, BETA, GAMMA),
                        seeds: Sequence[int] = (0, 1, 2), trial_fn: TrialFn = train_trial,
                        methods: Sequence[str] = METHODS) -> dict[str, object]:
@@ -90,7 +92,7 @@ def scaling_experiment(base: NetworkSpec, budget: Budget, options: RunOptions, *
     return summary
 
 
-def width_grid_experiment(base: NetworkSpec, budget: Budget, options: RunOptions, *,
+def width_grid_experiment(base: NetworkSpec, budget: Budget, options: LabOptions, *,
                           widths: Sequence[float] = WIDTHS, configs: Sequence[tuple[float, float]] = CONFIGS,
                           seeds: Sequence[int] = (0, 1), trial_fn: TrialFn = train_trial) -> dict[str, object]:
     """Figure 4: width scaling along (depth, resolution) curves; returns the summary."""

@@ -26,7 +26,7 @@ import torch
 from ..figures import new_figure, save_png
 from ..atomic import write_atomic
 from ..counting import count
-from ..lab.experiments import RunOptions
+from ..lab.experiments import LabOptions
 from ..lab.journal import Journal
 from ..lab.dispatch import TrialFn, run_trials
 from ..lab.trials import Budget, Trial, TrialResult, train_trial
@@ -122,7 +122,7 @@ class SearchState:
         return summarise(self.out, self.config, self.budget, self.target, self.records, self.skeleton)
 
 
-def run_search(config: SearchConfig, budget: Budget, options: RunOptions, *, round_size: int = 0,
+def run_search(config: SearchConfig, budget: Budget, options: LabOptions, *, round_size: int = 0,
                trial_fn: TrialFn = train_trial) -> dict[str, Any]:
     """Run (or resume) a search; returns its summary (also in ``OUT/summary.json``)."""
     search = SearchState(options.out_dir, config, budget, options.data_dir)

@@ -15,7 +15,7 @@ from typing import Any
 from scipy import stats
 
 from ..figures import new_figure, save_png
-from ..lab.experiments import RunOptions
+from ..lab.experiments import LabOptions
 from ..lab.journal import Journal
 from ..lab.dispatch import TrialFn, run_trials
 from ..lab.trials import Budget, Trial, train_trial
@@ -35,7 +35,7 @@ def spread(records: list[dict[str, Any]], archs: int) -> list[dict[str, Any]]:
     return [by_proxy[round(i * (len(by_proxy) - 1) / (archs - 1))] for i in range(archs)]
 
 
-def proxy_check(search: str | Path, options: RunOptions, *, archs: int = 10, factor: int = 3,
+def proxy_check(search: str | Path, options: LabOptions, *, archs: int = 10, factor: int = 3,
                 trial_fn: TrialFn = train_trial) -> dict[str, Any]:
     """Train the chosen networks with ``factor`` x the proxy's epochs (journaled) and write
     ``proxy_check.{json,md,png}`` under ``options.out_dir``; returns the summary."""

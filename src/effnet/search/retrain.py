@@ -25,7 +25,7 @@ import torch
 
 from ..figures import new_figure, save_png
 from ..counting import count
-from ..lab.experiments import RunOptions
+from ..lab.experiments import LabOptions
 from ..lab.journal import Journal
 from ..lab.report import ci95
 from ..lab.dispatch import TrialFn, run_trials
@@ -138,7 +138,7 @@ def contenders(searches: Sequence[Search], *, top: int = 3, near: int = 1, rando
     return skeleton, chosen
 
 
-def retrain(searches: Sequence[str | Path], budget: Budget, options: RunOptions, *, top: int = 3, near: int = 1,
+def retrain(searches: Sequence[str | Path], budget: Budget, options: LabOptions, *, top: int = 3, near: int = 1,
             randoms: int = 3, seeds: Sequence[int] = (0, 1, 2), random_seed: int = 0, tolerance: float = 0.1,
             trial_fn: TrialFn = train_trial, latency: bool = True) -> dict[str, Any]:
     """Train every contender with every seed (journaled: an interrupted run resumes) and

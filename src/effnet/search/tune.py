@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from ..atomic import write_atomic
-from ..lab.experiments import RunOptions
+from ..lab.experiments import LabOptions
 from ..lab.dispatch import TrialFn
 from ..lab.trials import Budget, TrialResult, describe, train_trial
 from .controller import make_strategy
@@ -116,7 +116,7 @@ def _tune_trial(params: dict[str, Any], *, search: SearchState, trial_fn: TrialF
                                                        "journaled": done is not None})})
 
 
-def run_search_on_tune(config: SearchConfig, budget: Budget, options: RunOptions, *,
+def run_search_on_tune(config: SearchConfig, budget: Budget, options: LabOptions, *,
                        trial_fn: TrialFn = train_trial) -> dict[str, Any]:
     """The search with Ray Tune running the trials (``--backend tune``): FailureConfig retries
     a failed or lost trial twice; the same command after an interruption restores the Tune
