@@ -66,7 +66,7 @@ FULL_PLOT = Path("docs/img/lab_scaling.png")
 
 
 def _lab_smoke_test_and_full_run() -> int:
-    status = cli(["experiment", "scaling", "--quick", "--out", str(OUT / "lab-quick")])
+    status = cli(["lab", "scaling", "--quick", "--out", str(OUT / "lab-quick")])
     if not FULL_RUN.is_file():
         print(f"(the full experiment's results are in the source repository: {FULL_RUN}, docs/lab.md)")
         return status
