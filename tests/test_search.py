@@ -1,7 +1,7 @@
 """The search that found B0: the space decodes to real specs (B0's own tokens give B0 exactly),
-rewards follow MnasNet and TuNAS, strategies resume exactly from their state, a killed search
-continues without retraining a finished candidate, and NAS-Bench-Graph's tables are read
-without unpickling code."""
+rewards follow MnasNet and TuNAS, strategies resume exactly from their state, the controller
+learns (PPO within its clip), a killed search continues without retraining a finished
+candidate, and every NAS-Bench-Graph table is read without unpickling code."""
 
 from __future__ import annotations
 
@@ -126,6 +126,62 @@ def test_a_strategy_restored_from_its_state_continues_exactly(name: str, tmp_pat
     assert part + run(resumed, 4) == whole
     with pytest.raises(ValueError, match="use the same --strategy"):
         make_strategy("random" if name != "random" else "evolution", sizes).load_state_dict(first.state_dict())
+    if name in ("ppo", "reinforce"):   # a resumed search keeps the settings it began with, not today's defaults
+        began, later = make_strategy(name, sizes, lr=0.02, batch_size=7, entropy_weight=0.5), make_strategy(name, sizes)
+        later.load_state_dict(began.state_dict())
+        assert later.settings == began.settings and later.batch_size == 7
+        older = {k: v for k, v in began.state_dict().items() if k != "settings"}   # saved before settings were
+        later.load_state_dict(older)
+        assert (later.batch_size, later.entropy_weight) == (10, 1e-5)   # NASNet's, which it began with
+
+
+TOY_SIZES, TOY_BEST = (3, 3, 3, 3), (2, 0, 1, 2)
+
+
+def _toy_reward(tokens: tuple[int, ...]) -> float:
+    return sum(a == b for a, b in zip(tokens, TOY_BEST)) / len(TOY_BEST)   # separable over tokens
+
+
+def _best_token_probability(strategy) -> float:  # type: ignore[no-untyped-def]
+    """The controller's probability of the best token, averaged over positions: exactly the
+    expected toy reward, summed over all 81 sequences (1/3 for a uniform controller)."""
+    every = list(itertools.product(*(range(n) for n in TOY_SIZES)))
+    with torch.no_grad():
+        p = strategy.policy(torch.tensor(every))[1].exp()
+    return float(sum(pi * _toy_reward(t) for pi, t in zip(p.tolist(), every)))
+
+
+def _toy_update(strategy) -> float:  # type: ignore[no-untyped-def]
+    """One batch asked, rewarded and learnt from; returns the largest factor by which the
+    update raised the probability of a sequence of that batch."""
+    batch = strategy.ask(strategy.batch_size)
+    tokens = torch.tensor([c.tokens for c in batch])
+    with torch.no_grad():
+        before = strategy.policy(tokens)[1]
+    for c in batch:
+        strategy.tell(c.id, _toy_reward(c.tokens))
+    with torch.no_grad():
+        return float((strategy.policy(tokens)[1] - before).exp().max())
+
+
+@pytest.mark.parametrize("method", ["ppo", "reinforce"])
+def test_the_controller_learns_the_best_tokens_of_a_toy_reward(method: str) -> None:
+    """With its default settings the controller's probability of the best tokens rises from
+    1/3 past 0.6 within 20 updates; a flipped loss sign drives it towards 0 instead."""
+    strategy = make_strategy(method, TOY_SIZES, seed=0)
+    assert _best_token_probability(strategy) == pytest.approx(1 / 3, abs=0.03)
+    for _ in range(20):
+        _toy_update(strategy)
+    assert strategy.updates == 20 and _best_token_probability(strategy) > 0.6
+
+
+def test_ppo_moves_the_policy_no_further_than_its_clip_allows() -> None:
+    """PPO's ten epochs on one batch: the clipped objective stops pushing a sequence whose
+    probability has grown by 1 + clip, so the first update grows none by much more (Adam's
+    momentum carries it a little past); without the clip it grows them about ten times as far."""
+    clipped = _toy_update(make_strategy("ppo", TOY_SIZES, seed=0, lr=5e-3, batch_size=10))        # 2.8 measured
+    unclipped = _toy_update(make_strategy("ppo", TOY_SIZES, seed=0, lr=5e-3, batch_size=10, clip=1e9))  # 32
+    assert 1.2 < clipped < 8 < unclipped
 
 
 def test_evolution_mutates_one_token_and_the_oldest_dies() -> None:
@@ -221,6 +277,10 @@ def test_strategies_on_nas_bench_graph_write_a_summary_and_plot(tmp_path: Path) 
     for entry in summary["strategies"].values():
         after = entry["best_reward_after_25"]
         assert after["q1"] <= after["median"] <= after["q3"] <= summary["table_optimum_reward"] + 1e-12
+        assert after["mean"] <= summary["table_optimum_reward"] + 1e-12 and after["ci95"] >= 0
+    versus = summary["strategies"]["ppo"]["against_random_after_25"]
+    assert versus["verdict"] in ("ahead", "behind", "tie") and "against_random_after_25" not in summary["strategies"]["random"]
+    assert summary["settings"]["ppo"]["batch_size"] == 5 and summary["settings"]["evolution"] == {"population": 20, "sample": 5}
     assert (tmp_path / "best_so_far.png").stat().st_size > 0
     assert json.loads((tmp_path / "summary.json").read_text())["evaluations"] == 30
 

@@ -7,7 +7,8 @@ resumes exactly where it stopped.
   (aging). Defaults P = 20, S = 5: NNI's 100/25 are for thousands of evaluations, and a few
   hundred want a smaller population (docs/search.md).
 - :class:`ControllerSearch` (``effnet.search.controller``): MnasNet's RNN controller, trained
-  with PPO (the paper) or REINFORCE (an ablation on the same controller).
+  with PPO (the paper) or REINFORCE (an ablation on the same controller), with settings tuned
+  for a few hundred evaluations.
 
 ``ask(n)`` returns candidates (an id and the tokens); ``tell(id, reward)`` reports one. All
 randomness comes from the strategy's own generator, saved in its state.
@@ -68,6 +69,11 @@ class Strategy(ABC):
     def _learn(self, tokens: tuple[int, ...], reward: float) -> None:  # noqa: B027 - optional hook
         """Learn from one result (random search learns nothing)."""
 
+    @property
+    def settings(self) -> dict[str, float]:
+        """The strategy's hyperparameters (recorded beside a benchmark's results)."""
+        return {}
+
     def random_tokens(self) -> tuple[int, ...]:
         return tuple(int(self.rng.integers(n)) for n in self.sizes)
 
@@ -111,6 +117,10 @@ class RegularizedEvolution(Strategy):
         members = [self.population[i] for i in self.rng.choice(len(self.population), self.sample, replace=False)]
         parent = max(members, key=lambda m: m[1])[0]
         return self.mutate(parent)
+
+    @property
+    def settings(self) -> dict[str, float]:
+        return {"population": self.population_size, "sample": self.sample}
 
     def mutate(self, tokens: tuple[int, ...]) -> tuple[int, ...]:
         """One token changed to another of its choices (positions with one choice are skipped)."""

@@ -1,7 +1,9 @@
 """`effnet search-benchmark nas-bench-graph`: the same strategy classes on a table whose truth
 is known, with ``ACC x (LAT / T)^w`` (T: the table's median latency, w = -0.07), many seeds;
-the median and interquartile range of the best reward found after 25, 50 and 100
-evaluations, and of the test accuracy of the best architecture found."""
+the best reward found after 25, 50, 100 and 200 evaluations (median and interquartile range,
+mean and 95% interval, and each strategy's difference from random search with its Welch 95%
+interval: ahead, behind, or a tie where the interval holds 0), and the test accuracy of the
+best architecture found."""
 
 from __future__ import annotations
 
@@ -12,11 +14,13 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..lab.report import ci95, welch
 from .controller import make_strategy
 from .nas_bench_graph import Table
 from .rewards import Reward
 
-CHECKPOINTS = (25, 50, 100)
+CHECKPOINTS = (25, 50, 100, 200)
+BASELINE = "random"
 
 
 def search_table(table: Table, strategy_name: str, evaluations: int, seed: int, reward: Reward,
@@ -44,17 +48,54 @@ def search_table(table: Table, strategy_name: str, evaluations: int, seed: int, 
             "invalid": invalid, "duplicates": duplicates}
 
 
-def _median_iqr(values: Sequence[float]) -> dict[str, float]:
+def _spread(values: Sequence[float]) -> dict[str, float]:
     q1, median, q3 = np.percentile(values, [25, 50, 75])
-    return {"median": float(median), "q1": float(q1), "q3": float(q3)}
+    mean, _, half = ci95([float(v) for v in values])
+    return {"median": float(median), "q1": float(q1), "q3": float(q3), "mean": mean, "ci95": half}
+
+
+def against(values: Sequence[float], baseline: Sequence[float]) -> dict[str, object]:
+    """Mean difference from the baseline's, its Welch 95% interval and the verdict: a
+    difference whose interval holds 0 is a tie."""
+    found = welch([float(v) for v in values], [float(v) for v in baseline])
+    low, high = found["diff"] - found["ci95"], found["diff"] + found["ci95"]
+    verdict = "ahead" if low > 0 else "behind" if high < 0 else "tie"
+    if np.isnan(found["ci95"]):   # fewer than two seeds: no interval, no verdict
+        verdict = "unknown"
+    return {**found, "verdict": verdict}
+
+
+def table_reward(table: Table, exponent: float = -0.07) -> tuple[Reward, float]:
+    """The benchmark's reward for a table, and the best reward anywhere in it (the truth the
+    strategies are chasing)."""
+    reward = Reward("soft", table.median_latency(), exponent, exponent)
+    return reward, max(reward(e["valid_perf"], e["latency"]) for e in table.entries.values())
+
+
+def summarise_runs(runs: dict[str, list[dict[str, object]]], evaluations: int, optimum: float) -> dict[str, object]:
+    """Per strategy: the best reward after each checkpoint (spread, and against random search
+    where it ran), the best architecture's test accuracy and the wasted samples."""
+    summary: dict[str, object] = {}
+    curves = {name: np.array([r["curve"] for r in results]) for name, results in runs.items()}
+    for name, results in runs.items():
+        entry: dict[str, object] = {}
+        for n in (n for n in CHECKPOINTS if n <= evaluations):
+            entry[f"best_reward_after_{n}"] = _spread(curves[name][:, n - 1])
+            if name != BASELINE and BASELINE in curves:
+                entry[f"against_{BASELINE}_after_{n}"] = against(curves[name][:, n - 1], curves[BASELINE][:, n - 1])
+        entry["best_test_accuracy"] = _spread([r["best_test"] for r in results])  # type: ignore[misc]
+        entry["found_table_optimum"] = int(sum(np.isclose(r["curve"][-1], optimum) for r in results))  # type: ignore[index]
+        entry["invalid_samples"] = int(sum(r["invalid"] for r in results))  # type: ignore[misc]
+        entry["duplicate_samples"] = int(sum(r["duplicates"] for r in results))  # type: ignore[misc]
+        summary[name] = entry
+    return summary
 
 
 def run_table_benchmark(dataset: str, strategies: Sequence[str], evaluations: int, seeds: int, out_dir: Path,
                         exponent: float = -0.07, controller_lr: float | None = None) -> dict[str, object]:
     table = Table.load(dataset)
-    reward = Reward("soft", table.median_latency(), exponent, exponent)
-    # The truth the strategies are chasing: the best reward anywhere in the table.
-    optimum = max(reward(e["valid_perf"], e["latency"]) for e in table.entries.values())
+    reward, optimum = table_reward(table, exponent)
+
     def options(name: str) -> dict[str, object]:
         return {"lr": controller_lr} if controller_lr is not None and name in ("ppo", "reinforce") else {}
 
@@ -63,17 +104,8 @@ def run_table_benchmark(dataset: str, strategies: Sequence[str], evaluations: in
     summary: dict[str, object] = {
         "dataset": dataset, "architectures": len(table.entries), "evaluations": evaluations, "seeds": seeds,
         "reward": f"valid_acc x (latency / {reward.target:.6g})^{exponent}", "table_optimum_reward": optimum,
-        "controller_lr": controller_lr if controller_lr is not None else 3.5e-4,
-        "strategies": {}}
-    for name, results in runs.items():
-        curves = np.array([r["curve"] for r in results])
-        entry: dict[str, object] = {f"best_reward_after_{n}": _median_iqr(curves[:, n - 1]) for n in CHECKPOINTS
-                                    if n <= evaluations}
-        entry["best_test_accuracy"] = _median_iqr([r["best_test"] for r in results])
-        entry["found_table_optimum"] = int(sum(np.isclose(r["curve"][-1], optimum) for r in results))
-        entry["invalid_samples"] = int(sum(r["invalid"] for r in results))
-        entry["duplicate_samples"] = int(sum(r["duplicates"] for r in results))
-        summary["strategies"][name] = entry  # type: ignore[index]
+        "settings": {name: make_strategy(name, table.sizes, 0, **options(name)).settings for name in strategies},
+        "strategies": summarise_runs(runs, evaluations, optimum)}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     (out_dir / "runs.json").write_text(json.dumps(runs, indent=1))
