@@ -18,6 +18,7 @@ from effnet.lab.report import ci95, compare, draw_scaling, summarise
 from effnet.lab.scaling_experiment import scaling_trials
 from effnet.spec import SpecError
 
+from .optional import require
 from .lab_trials import counted_trial
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,7 +188,7 @@ def test_lab_base_adapts_registered_networks():
 
 @pytest.mark.slow
 def test_ray_backend_on_a_local_instance(tmp_path):
-    pytest.importorskip("ray")
+    require("ray")
     trials = scaling_trials(lab_base("fmnist_lab"), [1], Budget(), seeds=(0,))
     journal = Journal(tmp_path / "journal.jsonl")
     results = run_trials(trials, journal, trial_fn=counted_trial, backend="ray", workers=2, progress=False)
@@ -208,7 +209,7 @@ def test_a_budget_without_minival_is_refused_not_ranked_on_test(tmp_path, capsys
         Budget(minival=0)
     with pytest.raises(ValueError, match="at least 1 epoch"):
         Budget(epochs=0)
-    for command in (["experiment", "scaling"], ["search-baseline", "fmnist"]):
+    for command in (["lab", "scaling"], ["nas", "search", "fmnist"]):
         assert main([*command, "--minival", "0", "--out", str(tmp_path / "out")]) == 2
         error = capsys.readouterr().err
         assert error.count("\n") == 1 and "minival of at least 1" in error and "effnet train data.minival=0" in error
@@ -246,7 +247,7 @@ print(train_trial(trial).top1)
 
 @pytest.mark.slow
 def test_a_killed_trial_resumes_from_its_checkpoint(tmp_path, fashion_mnist, capfd):
-    """SIGKILL mid-trial (a session's end): the next run continues from the last epoch's
+    """SIGKILL mid-trial (the machine going away): the next run continues from the last epoch's
     checkpoint in the trial's own folder and ends exactly where an uninterrupted run does."""
     from effnet.lab.trials import Trial
     from effnet.weights.run_folder import LAST_CHECKPOINT as LAST
@@ -279,7 +280,7 @@ def test_a_killed_trial_resumes_from_its_checkpoint(tmp_path, fashion_mnist, cap
 @pytest.mark.slow
 def test_quick_experiment_end_to_end_on_ray(tmp_path, capsys, fashion_mnist):
     """The CLI, real training and the Ray backend together; a tiny budget keeps it short."""
-    pytest.importorskip("ray")
+    require("ray")
     from effnet.cli import main
 
     out = tmp_path / "exp"
@@ -325,12 +326,12 @@ def test_scaling_takes_coefficients_from_a_search(tmp_path):
     for where in (tmp_path, tmp_path / "best.json"):
         assert coefficients_from(argparse.Namespace(**{**vars(given), "coefficients": where})) == (1.4, 1.1, 1.1)
     (tmp_path / "empty.json").write_text("{}")  # a search where every trial failed writes {}
-    with pytest.raises(ValueError, match="search-coefficients"):
+    with pytest.raises(ValueError, match="effnet lab coefficients"):
         coefficients_from(argparse.Namespace(**{**vars(given), "coefficients": tmp_path / "empty.json"}))
 
 
 def test_width_grid_trials_follow_figure_4(tmp_path):
-    from effnet.lab.experiments import RunOptions, width_grid_experiment
+    from effnet.lab.experiments import LabOptions, width_grid_experiment
     from effnet.lab.width_grid import CONFIGS, width_grid_trials
 
     base = lab_base("fmnist_lab")
@@ -340,7 +341,7 @@ def test_width_grid_trials_follow_figure_4(tmp_path):
     wide = by_curve[("d=2, r=1.3", 1.8)]
     assert wide.resolution == round(16 * 1.3) and count(wide).madds > count(by_curve[("d=1, r=1", 1.8)]).madds
     assert by_curve[("d=1, r=1", 1.0)].stages == base.stages  # the curve starts at the base itself
-    summary = width_grid_experiment(base, Budget(), RunOptions(tmp_path, progress=False), widths=(1.0, 1.8),
+    summary = width_grid_experiment(base, Budget(), LabOptions(tmp_path, progress=False), widths=(1.0, 1.8),
                                     configs=((1.0, 1.0), (2.0, 1.0)), seeds=(0, 1), trial_fn=counted_trial)
     assert len(summary["points"]) == 4 and all(p["n"] == 2 for p in summary["points"])
     assert {p["width"] for p in summary["points"]} == {1.0, 1.8}
@@ -372,13 +373,13 @@ def test_width_grid_read_at_equal_madds():
 
 
 def test_search_coefficients_on_chosen_points_and_methods_subset(tmp_path):
-    from effnet.lab.experiments import RunOptions, scaling_experiment, search_coefficients
+    from effnet.lab.experiments import LabOptions, scaling_experiment, search_coefficients
 
     base = lab_base("fmnist_lab")
-    rows = search_coefficients(base, Budget(), RunOptions(tmp_path / "c", progress=False),
+    rows = search_coefficients(base, Budget(), LabOptions(tmp_path / "c", progress=False),
                                points=[(1.0, 1.2, 1.2), (2.0, 1.0, 1.0)], trial_fn=counted_trial)
     assert {(r.alpha, r.beta, r.gamma) for r in rows} == {(1.0, 1.2, 1.2), (2.0, 1.0, 1.0)}
-    summary = scaling_experiment(base, Budget(), RunOptions(tmp_path / "s", progress=False), phis=[1],
+    summary = scaling_experiment(base, Budget(), LabOptions(tmp_path / "s", progress=False), phis=[1],
                                  seeds=(0, 1), trial_fn=counted_trial, methods=("compound", "resolution"))
     assert {p["method"] for p in summary["points"]} == {"base", "compound", "resolution"}
     assert set(summary["compound_minus"]["phi=1"]) == {"resolution"}

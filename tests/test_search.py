@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 import effnet
 from effnet import count, create_model, get_spec
-from effnet.lab.experiments import RunOptions
+from effnet.lab.experiments import LabOptions
 from effnet.lab.trials import Budget
 from effnet.search import RandomSearch, RegularizedEvolution, Reward, decode, encode, get_skeleton, make_strategy
 from effnet.search.loop import SearchConfig, run_search
@@ -200,11 +200,11 @@ def test_evolution_mutates_one_token_and_the_oldest_dies() -> None:
 SCRIPT = """
 import sys
 from pathlib import Path
-from effnet.lab.experiments import RunOptions
+from effnet.lab.experiments import LabOptions
 from effnet.lab.trials import Budget
 from effnet.search.loop import SearchConfig, run_search
 from tests.lab_trials import counted_trial
-run_search(SearchConfig(strategy=sys.argv[2], evaluations=30, seed=4), Budget(), RunOptions(Path(sys.argv[1]),
+run_search(SearchConfig(strategy=sys.argv[2], evaluations=30, seed=4), Budget(), LabOptions(Path(sys.argv[1]),
            progress=False), round_size=5, trial_fn=counted_trial)
 """
 
@@ -231,14 +231,14 @@ def test_a_killed_search_resumes_without_retraining_and_ends_as_an_uninterrupted
     assert not set(again) & before, "a finished candidate was trained again"
     assert len(set(again)) == len(again)
     straight = run_search(SearchConfig(strategy=strategy, evaluations=30, seed=4), Budget(),
-                          RunOptions(tmp_path / "straight", progress=False), round_size=5, trial_fn=counted_trial)
+                          LabOptions(tmp_path / "straight", progress=False), round_size=5, trial_fn=counted_trial)
     assert resumed["best_so_far"] == straight["best_so_far"] and resumed["best"]["tokens"] == straight["best"]["tokens"]
     lines = (out / "candidates.jsonl").read_text().splitlines()
     assert len(lines) == 30 and json.loads(lines[0])["network"][0].startswith(("Conv", "SepConv", "MBConv"))
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path: Path) -> None:
-    options = RunOptions(tmp_path, progress=False)
+    options = LabOptions(tmp_path, progress=False)
     run_search(SearchConfig(evaluations=3), Budget(), options, trial_fn=counted_trial)
     with pytest.raises(ValueError, match="other settings"):
         run_search(SearchConfig(evaluations=3, reward="hard"), Budget(), options, trial_fn=counted_trial)
