@@ -1,5 +1,5 @@
 """The search strategies' defaults, tuned where the truth is known: NAS-Bench-Graph's tables
-(`effnet search-benchmark nas-bench-graph`), with the benchmark's own reward and search.
+(`effnet nas benchmark nas-bench-graph`), with the benchmark's own reward and search.
 
 1. Tune: on cora, citeseer and pubmed, 20 seeds each (random search, which costs nothing to
    run, 500), every setting of a small grid of the controller's learning rate, entropy weight

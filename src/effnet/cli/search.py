@@ -38,13 +38,22 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="the strategy's seed and every trial's (default 0)")
     p.add_argument("--round", type=int, default=0, dest="round_size",
                    help="candidates per round (default: the strategy's batch, at least one per worker)")
+    p.add_argument("--controller-lr", type=float, default=None,
+                   help="ppo/reinforce: the controller's Adam learning rate (default 3.5e-3 for ppo, 1e-2 for "
+                        "reinforce, tuned for 100-200 candidates; NASNet's was 3.5e-4)")
+    p.add_argument("--entropy-weight", type=float, default=None,
+                   help="ppo/reinforce: the entropy bonus (default 1e-3 for ppo, 3e-3 for reinforce; NASNet's 1e-5)")
+    p.add_argument("--controller-batch", type=int, default=None,
+                   help="ppo/reinforce: candidates per controller update (default 5; NASNet's 10)")
     add_budget_and_runner(p, backends=("local", "ray", "tune"))
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     config = SearchConfig(skeleton=args.skeleton, strategy=args.strategy, reward=args.reward, cost=args.cost,
-                          target=args.target, evaluations=args.evaluations, seed=args.seed)
+                          target=args.target, evaluations=args.evaluations, seed=args.seed,
+                          controller_lr=args.controller_lr, entropy_weight=args.entropy_weight,
+                          controller_batch=args.controller_batch)
     if args.backend == "tune":
         summary = run_search_on_tune(config, budget_from(args), options_from(args))
     else:

@@ -1,4 +1,4 @@
-"""`effnet search-benchmark nas-bench-graph --dataset NAME`: the search strategies on a table
+"""`effnet nas benchmark nas-bench-graph --dataset NAME`: the search strategies on a table
 of trained architectures that nobody here wrote (docs/search.md)."""
 
 from __future__ import annotations

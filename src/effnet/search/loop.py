@@ -50,12 +50,35 @@ class SearchConfig:
     target: float = 0.0              # T in the cost's unit; 0: the skeleton's reference network's cost
     evaluations: int = 100
     seed: int = 0                    # the strategy's and every trial's seed
+    # The controller's settings (ppo, reinforce); None: the tuned defaults (search/controller.py).
+    controller_lr: float | None = None
+    entropy_weight: float | None = None
+    controller_batch: int | None = None
 
     def __post_init__(self) -> None:
         if self.cost not in ("madds", "latency"):
             raise ValueError(f"cost must be madds or latency, got {self.cost!r}")
         if self.evaluations < 1:
             raise ValueError(f"evaluations must be at least 1, got {self.evaluations}")
+        if self.strategy not in ("ppo", "reinforce") and self.controller_settings:
+            raise ValueError(f"controller settings apply to the ppo and reinforce strategies, not {self.strategy}")
+
+    @property
+    def controller_settings(self) -> dict[str, float]:
+        given = {"lr": self.controller_lr, "entropy_weight": self.entropy_weight, "batch_size": self.controller_batch}
+        return {key: value for key, value in given.items() if value is not None}
+
+    def new_strategy(self, sizes: Sequence[int]) -> Strategy:
+        return make_strategy(self.strategy, sizes, self.seed, **self.controller_settings)
+
+    def same_search(self, saved: dict[str, Any]) -> bool:
+        """Whether a saved config is this search's. The controller's settings are checked against
+        the restored strategy instead: a state may predate their being part of the config."""
+        mine = {k: v for k, v in asdict(self).items() if k not in _CONTROLLER_FIELDS}
+        return mine == {k: v for k, v in saved.items() if k not in _CONTROLLER_FIELDS}
+
+
+_CONTROLLER_FIELDS = ("controller_lr", "entropy_weight", "controller_batch")
 
 
 def cost_of(spec, cost: str) -> float:  # type: ignore[no-untyped-def]
@@ -91,10 +114,16 @@ class SearchState:
         if not path.exists():
             return []
         state = torch.load(path, weights_only=True)
-        if state["config"] != asdict(self.config) or state["budget"] != asdict(self.budget):
+        if not self.config.same_search(state["config"]) or state["budget"] != asdict(self.budget):
             raise ValueError(f"{self.out} holds a search with other settings ({state['config']}, {state['budget']}); "
                              "use another --out, or the same settings to resume it")
         strategy.load_state_dict(state["strategy"])
+        restored = getattr(strategy, "settings", {})
+        differ = {k: (v, restored[k]) for k, v in self.config.controller_settings.items() if restored.get(k) != v}
+        if differ:
+            raise ValueError(f"{self.out} holds a search whose controller has other settings "
+                             f"({', '.join(f'{k} {old} there, {new} asked' for k, (new, old) in differ.items())}); "
+                             "use another --out, or the same settings to resume it")
         self.records = state["records"]
         return [Candidate(i, tokens) for i, tokens in sorted(strategy.pending.items())]
 
@@ -126,7 +155,7 @@ def run_search(config: SearchConfig, budget: Budget, options: LabOptions, *, rou
                trial_fn: TrialFn = train_trial) -> dict[str, Any]:
     """Run (or resume) a search; returns its summary (also in ``OUT/summary.json``)."""
     search = SearchState(options.out_dir, config, budget, options.data_dir)
-    strategy = make_strategy(config.strategy, search.skeleton.sizes, config.seed)
+    strategy = config.new_strategy(search.skeleton.sizes)
     waiting = search.resume(strategy)
     # A round is what the strategy learns from at once (PPO's batch), at least one trial per worker.
     size = round_size or max(strategy.batch_size, options.workers)

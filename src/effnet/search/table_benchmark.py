@@ -1,4 +1,4 @@
-"""`effnet search-benchmark nas-bench-graph`: the same strategy classes on a table whose truth
+"""`effnet nas benchmark nas-bench-graph`: the same strategy classes on a table whose truth
 is known, with ``ACC x (LAT / T)^w`` (T: the table's median latency, w = -0.07), many seeds;
 the best reward found after 25, 50, 100 and 200 evaluations (median and interquartile range,
 mean and 95% interval, and each strategy's difference from random search with its Welch 95%
@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
+from ..atomic import write_atomic
+from ..figures import new_figure, save_png
 from ..lab.report import ci95, welch
 from .controller import make_strategy
 from .nas_bench_graph import Table
@@ -107,15 +108,15 @@ def run_table_benchmark(dataset: str, strategies: Sequence[str], evaluations: in
         "settings": {name: make_strategy(name, table.sizes, 0, **options(name)).settings for name in strategies},
         "strategies": summarise_runs(runs, evaluations, optimum)}
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    (out_dir / "runs.json").write_text(json.dumps(runs, indent=1))
+    write_atomic(out_dir / "summary.json", json.dumps(summary, indent=2))
+    write_atomic(out_dir / "runs.json", json.dumps(runs, indent=1))
     plot_best_so_far(runs, optimum, out_dir / "best_so_far.png", f"NAS-Bench-Graph {dataset}: best reward so far "
                      f"(median and IQR of {seeds} seeds)")
     return summary
 
 
 def plot_best_so_far(runs: dict[str, list[dict[str, object]]], optimum: float, path: Path, title: str) -> Path:
-    fig = Figure(figsize=(7, 4.5))  # no pyplot: no global figure state, no GUI backend
+    fig = new_figure(7, 4.5)
     ax = fig.subplots()
     for (name, results), color in zip(runs.items(), ("tab:gray", "tab:green", "tab:red", "tab:blue")):
         curves = np.array([r["curve"] for r in results])
@@ -129,6 +130,4 @@ def plot_best_so_far(runs: dict[str, list[dict[str, object]]], optimum: float, p
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return path
+    return save_png(fig, path)

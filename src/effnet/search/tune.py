@@ -26,7 +26,6 @@ from ..atomic import write_atomic
 from ..lab.experiments import LabOptions
 from ..lab.dispatch import TrialFn
 from ..lab.trials import Budget, TrialResult, describe, train_trial
-from .controller import make_strategy
 from .loop import SearchConfig, SearchState
 from .strategies import Candidate, Strategy
 
@@ -131,7 +130,7 @@ def run_search_on_tune(config: SearchConfig, budget: Budget, options: LabOptions
         raise ImportError("--backend tune needs Ray Tune: pip install 'effnet[ray]'") from error
     out = Path(options.out_dir).resolve()
     search = SearchState(out, config, budget, options.data_dir)
-    strategy = make_strategy(config.strategy, search.skeleton.sizes, config.seed)
+    strategy = config.new_strategy(search.skeleton.sizes)
     waiting = search.resume(strategy)   # also refuses a folder holding a search of other settings
     if len(search.records) >= config.evaluations:
         return search.summarise()
@@ -158,7 +157,7 @@ def run_search_on_tune(config: SearchConfig, budget: Budget, options: LabOptions
         if started_here:
             ray.shutdown()
     # The searcher that ran may be one Tune restored, not ours: its records are in the saved state.
-    search.resume(make_strategy(config.strategy, search.skeleton.sizes, config.seed))
+    search.resume(config.new_strategy(search.skeleton.sizes))
     if not search.records:  # Tune returns from an interruption (Ctrl-C) instead of raising
         raise KeyboardInterrupt("the search stopped before any candidate finished; the same command resumes it")
     return search.summarise()
