@@ -14,6 +14,7 @@ only where the CPU has native bf16 (AVX512_BF16 or AMX); elsewhere OpenVINO keep
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from .quant_options import QuantOptions
 from .runtime import RuntimeModel
 
 PRECISIONS = ("f32", "bf16")
@@ -101,10 +103,33 @@ def export_openvino(onnx_path: str | Path, path: str | Path) -> Path:
     return path
 
 
-def quantize_openvino(model_path: str | Path, path: str | Path, images: np.ndarray, *, batch_size: int = 1) -> Path:
+def nncf_arguments(nncf, model, options: QuantOptions) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """``nncf.quantize`` keyword arguments for ``options`` on the OpenVINO ``model``."""
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+    advanced: dict[str, object] = {"disable_bias_correction": options.bias_correction == "none"}
+    calibration = options.calibration_for("openvino")
+    if calibration is not None:
+        estimators = {"minmax": RangeEstimatorParametersSet.MINMAX, "mean_minmax": RangeEstimatorParametersSet.MEAN_MINMAX,
+                      "percentile": RangeEstimatorParametersSet.MEAN_QUANTILE,
+                      "histogram": RangeEstimatorParametersSet.HISTOGRAM}
+        advanced["activations_range_estimator_params"] = estimators[calibration]
+    excluded = options.excluded_nodes(op.get_friendly_name() for op in model.get_ordered_ops())
+    return {"preset": nncf.QuantizationPreset(options.preset), "fast_bias_correction": options.bias_correction != "full",
+            "ignored_scope": nncf.IgnoredScope(names=excluded) if excluded else None,
+            "advanced_parameters": AdvancedQuantizationParameters(**advanced)}  # type: ignore[arg-type]
+
+
+def quantize_openvino(model_path: str | Path, path: str | Path, images: np.ndarray, *, batch_size: int = 1,
+                      options: QuantOptions | None = None) -> Path:
     """int8 post-training quantisation with NNCF (OpenVINO's own quantiser): activation
     statistics from ``images`` (N, C, H, W float32, preprocessed), int8 weights per channel,
-    written as OpenVINO IR. NNCF inserts FakeQuantize ops that the CPU plugin runs as int8."""
+    written as OpenVINO IR. NNCF inserts FakeQuantize ops that the CPU plugin runs as int8.
+
+    ``options`` (:class:`QuantOptions`): the range estimator for activations (``calibration``),
+    NNCF's ``preset``, its bias correction, and the groups kept in fp32 (NNCF's ``ignored_scope``).
+    """
     ov = require_openvino()
     try:
         import nncf
@@ -116,10 +141,17 @@ def quantize_openvino(model_path: str | Path, path: str | Path, images: np.ndarr
     images = np.ascontiguousarray(images, dtype=np.float32)
     batches = [images[i:i + batch_size] for i in range(0, len(images), batch_size)]
     model = ov.Core().read_model(str(model_path))
+    arguments = nncf_arguments(nncf, model, options or QuantOptions())
     # NNCF draws its progress bars on stdout; they go to stderr so that stdout stays the
     # caller's (`effnet export --json` prints JSON there).
+    # Its log (a line per node an ignored scope leaves out) goes to stdout too: warnings only.
+    logger, level = logging.getLogger("nncf"), logging.getLogger("nncf").level
+    logger.setLevel(logging.WARNING)
     with contextlib.redirect_stdout(sys.stderr):
-        quantized = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(images))
+        try:
+            quantized = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(images), **arguments)
+        finally:
+            logger.setLevel(level)
     ov.save_model(quantized, str(path), compress_to_fp16=False)
     return path
 

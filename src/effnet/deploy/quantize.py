@@ -8,6 +8,8 @@ the pads unquantisable and break the QDQ pattern around each conv).
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..device import cpu_info
+from .quant_options import QuantOptions
 
 METHODS = ("minmax", "entropy", "percentile")
 WEIGHT_TYPES = ("int8", "uint8")
@@ -73,17 +76,35 @@ def depthwise_weights(model) -> list[str]:  # type: ignore[no-untyped-def]
     return names
 
 
+def entropy_ranges(quantization, model_path: Path, reader) -> dict[str, list[dict[str, object]]]:  # type: ignore[no-untyped-def]
+    """Every activation's range by entropy calibration (TensorRT's: the clipping threshold whose
+    256-level histogram is closest in KL divergence to the 1024-bin one), as onnxruntime
+    ``TensorQuantOverrides``. ``quantize_static`` cannot pass the bin counts on: with its
+    defaults (128 bins for 128 quantised bins) the only threshold entropy can pick is the
+    maximum, so its "entropy" is minmax (measured: identical scales)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        calibrator = quantization.calibrate.create_calibrator(
+            str(model_path), augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+            calibrate_method=quantization.CalibrationMethod.Entropy,
+            extra_options={"num_bins": 1024, "num_quantized_bins": 256})
+        calibrator.collect_data(reader)
+        ranges = calibrator.compute_data()
+    return {name: [{"rmin": np.float32(data.range_value[0]), "rmax": np.float32(data.range_value[1])}]
+            for name, data in ranges.data.items()}
+
+
 @dataclass(frozen=True)
 class QuantizeResult:
     path: Path
     calibration_images: int
     method: str
     weight_type: str = "int8"
+    fp32_nodes: tuple[str, ...] = ()  # nodes left unquantised (QuantOptions.keep_fp32)
 
 
 def quantize_onnx(fp32_path: str | Path, int8_path: str | Path, calibration: np.ndarray | Iterable[np.ndarray], *,
                   method: str = "minmax", per_channel: bool = True, batch_size: int = 8,
-                  weight_type: str | None = None) -> QuantizeResult:
+                  weight_type: str | None = None, options: QuantOptions | None = None) -> QuantizeResult:
     """Write an 8-bit (QDQ: weights per output channel, uint8 activations) copy of a
     static-size fp32 ONNX model, its activation ranges calibrated on ``calibration``.
 
@@ -98,11 +119,16 @@ def quantize_onnx(fp32_path: str | Path, int8_path: str | Path, calibration: np.
     every activation of every calibration image in memory (gigabytes for 64 images at
     224 px). onnxruntime's ``CalibMaxIntermediateOutputs`` option is not used: in 1.32 it
     drops the collected batches instead of reducing them.
+
+    ``options`` (:class:`QuantOptions`): its ``calibration``, when set, replaces ``method``; its
+    ``keep_fp32`` groups go to onnxruntime's ``nodes_to_exclude`` (no QDQ pair around them).
     """
     quantization = _quantization()
     import onnx
 
     fp32_path, int8_path = Path(fp32_path), Path(int8_path)
+    options = options or QuantOptions()
+    method = options.calibration_for("onnx") or method
     if method not in METHODS:
         raise ValueError(f"unknown calibration method {method!r}; choose one of {', '.join(METHODS)}")
     weights = weight_type or ("int8" if cpu_has_vnni() else "uint8")
@@ -122,24 +148,35 @@ def quantize_onnx(fp32_path: str | Path, int8_path: str | Path, calibration: np.
         # needs every tensor's shape to place QDQ pairs.
         prepared = Path(tmp) / "prepared.onnx"
         quantization.shape_inference.quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        prepared_model = onnx.load(str(prepared))
+        excluded = options.excluded_nodes(node.name for node in prepared_model.graph.node)
         overrides = {}
         if weights == "uint8":
             # The saturation is in the matrix-product kernels (1x1 and regular convs); for
             # depthwise convs onnxruntime has fast kernels only with int8 weights (uint8 ones
             # took 24x as long on Lite0, measured), and they do not saturate: int8 there.
             overrides = {name: [{"quant_type": quantization.QuantType.QInt8, "axis": 0}]
-                         for name in depthwise_weights(onnx.load(str(prepared)))}
-        quantization.quantize_static(
-            str(prepared), str(int8_path), make_reader(graph_input.name, calibration, batch_size),
-            quant_format=quantization.QuantFormat.QDQ, per_channel=per_channel,
-            activation_type=quantization.QuantType.QUInt8,
-            weight_type={"int8": quantization.QuantType.QInt8, "uint8": quantization.QuantType.QUInt8}[weights],
-            calibrate_method={"minmax": quantization.CalibrationMethod.MinMax,
-                              "entropy": quantization.CalibrationMethod.Entropy,
-                              "percentile": quantization.CalibrationMethod.Percentile}[method],
-            extra_options={"TensorQuantOverrides": overrides} if overrides else {},
-        )
-    return QuantizeResult(int8_path, n, method, weights)
+                         for name in depthwise_weights(prepared_model)}
+        if method == "entropy":
+            calibration = list(_batches(calibration, batch_size))  # read twice: entropy ranges, then the rest
+            overrides.update(entropy_ranges(quantization, prepared, make_reader(graph_input.name, calibration)))
+        extra: dict[str, object] = {"CalibPercentile": options.percentile}
+        if overrides:
+            extra["TensorQuantOverrides"] = overrides
+        # Percentile and entropy calibration print progress on stdout; stdout stays the
+        # caller's (`effnet export --json` prints JSON there).
+        with contextlib.redirect_stdout(sys.stderr):
+            quantization.quantize_static(
+                str(prepared), str(int8_path), make_reader(graph_input.name, calibration, batch_size),
+                quant_format=quantization.QuantFormat.QDQ, per_channel=per_channel,
+                activation_type=quantization.QuantType.QUInt8,
+                weight_type={"int8": quantization.QuantType.QInt8, "uint8": quantization.QuantType.QUInt8}[weights],
+                calibrate_method={"minmax": quantization.CalibrationMethod.MinMax,
+                                  "entropy": quantization.CalibrationMethod.MinMax,  # ranges overridden
+                                  "percentile": quantization.CalibrationMethod.Percentile}[method],
+                nodes_to_exclude=excluded, extra_options=extra,
+            )
+    return QuantizeResult(int8_path, n, method, weights, tuple(excluded))
 
 
 @dataclass(frozen=True)
