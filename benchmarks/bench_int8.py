@@ -3,6 +3,12 @@ EfficientNet-Lite0 (official weights) and real photographs: agreement with fp32 
 from the same model.
 
     python benchmarks/bench_int8.py [--calibration 64] [--held-out 160] [--threads 2]
+    python benchmarks/bench_int8.py --ptq [--check 96] [--budget 0.02]
+
+``--ptq`` measures accuracy only: every calibration choice of onnxruntime and NNCF, then the
+best (picked on ``--check`` crops, disjoint from calibration and held-out crops) with the
+layer groups a sensitivity analysis keeps in fp32 (``effnet.deploy.sensitivity``), each as
+top-1 agreement with fp32 on the held-out crops. Writes ``benchmarks/results/int8_ptq_lite0/``.
 
 Accuracy: without a labelled dataset on this machine, the measure is top-1 agreement and
 top-5 overlap with fp32 on held-out crops of scikit-image's photographs (calibration uses
@@ -30,6 +36,37 @@ from effnet.deploy.calibration import sample_photos
 from effnet.deploy.export import export_model
 from effnet.deploy.fuse import optimize_for_inference
 from effnet.deploy.quantize import agreement
+from effnet.deploy.runtime import OnnxRunner
+from int8_ptq_study import ptq_study
+
+
+def ptq(args: argparse.Namespace) -> None:
+    """Agreement with fp32 on held-out crops for every PTQ choice (see ``int8_ptq_study``)."""
+    model = effnet.create_model("efficientnet_lite0", weights="lite0.official").eval()
+    calibration = sample_photos(model, args.calibration, seed=1)
+    held_out = sample_photos(model, args.held_out, seed=2)
+    check = sample_photos(model, args.check, seed=3)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32_path = Path(tmp) / "fp32.onnx"
+        export_model(model, fp32_path, resolution=224)
+        fp32 = OnnxRunner(fp32_path, threads=args.threads)(held_out)
+        rows = ptq_study(fp32_path, calibration, check, lambda run: agreement(fp32, run(held_out)).__dict__,
+                         Path(tmp), budget=args.budget, log=lambda line: print(line, file=sys.stderr, flush=True))
+    lines = [f"EfficientNet-Lite0 (lite0.official), 224 px: int8 against fp32 on {args.held_out} held-out photo crops; "
+             f"calibration {args.calibration} crops, choices and fp32 groups picked on {args.check} other crops "
+             f"(budget: at most {args.budget:.0%} of them change class).", "",
+             "| runtime | int8 choice | top-1 agreement | top-5 overlap | agreement, fp32 > 50% sure | max logit diff |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {r['runtime']} | {r['choice']} | {r['top1_agreement']:.1%} | {r['top5_overlap']:.1%} | "
+              f"{r['top1_agreement_confident']:.1%} ({r['confident_images']}) | {r['max_abs_logit_diff']:.2f} |"
+              for r in rows]
+    markdown = "\n".join(lines) + "\n"
+    print(markdown)
+    record = {"model": "efficientnet_lite0 (lite0.official)", "resolution": 224, "threads": args.threads,
+              "calibration_images": args.calibration, "check_images": args.check, "held_out_images": args.held_out,
+              "budget": args.budget, "rows": rows}
+    print(f"written: {write_result('int8_ptq_lite0', record, markdown, root=args.out, threads=args.threads)}",
+          file=sys.stderr)
 
 
 def main() -> None:
@@ -37,10 +74,16 @@ def main() -> None:
     parser.add_argument("--calibration", type=int, default=64)
     parser.add_argument("--held-out", type=int, default=160)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--ptq", action="store_true", help="the calibration and fp32-group study (accuracy only)")
+    parser.add_argument("--check", type=int, default=96, help="--ptq: crops that pick the choices and fp32 groups")
+    parser.add_argument("--budget", type=float, default=0.02,
+                        help="--ptq: the fraction of check crops allowed to change class")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results",
                         help="results folder (default: benchmarks/results)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.ptq:
+        return ptq(args)
     model = effnet.create_model("efficientnet_lite0", weights="lite0.official").eval()
     calibration = sample_photos(model, args.calibration, seed=1)
     held_out = sample_photos(model, args.held_out, seed=2)

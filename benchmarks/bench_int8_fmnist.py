@@ -3,6 +3,15 @@ network trained on Fashion-MNIST: top-1 on the 10,000 test images before and aft
 speed of each path, all from the same model.
 
     .venv/bin/python benchmarks/bench_int8_fmnist.py runs/bench-fmnist-60 [--calibration 512]
+    nice -n 10 .venv/bin/python benchmarks/bench_int8_fmnist.py --ptq [--seeds 3]
+
+``--ptq`` (accuracy only): trains (or finds under ``--runs``) ``fmnist_lab`` (B0's blocks: SiLU,
+squeeze-and-excitation) and ``fmnist_lab_lite`` (the same with ReLU6 and no SE, as
+EfficientNet-Lite changes B0) at 16 px, 8 epochs, one run per seed, then reports test top-1 of
+fp32 and of every int8 choice of ``int8_ptq_study``: each calibration of onnxruntime and NNCF,
+and the best one with the layer groups a sensitivity analysis keeps in fp32. Calibration: 512
+minival images; choices and groups picked on 1,000 other minival images; the test set only
+reports. Writes ``benchmarks/results/int8_ptq_fmnist/``.
 
 The model is a training run folder (its ``model.safetensors``: the best minival epoch, EMA
 weights), that file or the run's ``last.pt``, for example the run
@@ -34,9 +43,15 @@ from effnet.bench.results import write_result
 from effnet.deploy.export import export_model, max_abs_diff
 from effnet.deploy.fuse import optimize_for_inference
 from effnet.preprocessing import Preprocessing
-from effnet.train.config_files import config_of_run
+from effnet.deploy.runtime import OnnxRunner
+from effnet.train.config_files import config_of_run, load_config
 from effnet.train.data import build_eval_loader
+from effnet.train.loop import train
 from effnet.weights import fetch_weights
+from effnet.zoo import get_spec
+from int8_ptq_study import ptq_study
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def images_and_labels(config, split: str, pre: Preprocessing) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
@@ -79,15 +94,89 @@ def time_paths(model, runners, test_x: np.ndarray) -> dict[int, dict[str, dict[s
     return speed
 
 
+def lite_style(name: str):  # type: ignore[no-untyped-def]
+    """EfficientNet-Lite's changes (zoo/efficientnet.py) on a small network: no SE, ReLU6."""
+    base = get_spec(name.removesuffix("_lite"))
+    stages = tuple(dataclasses.replace(s, se_ratio=0.0) for s in base.stages)
+    return base.replace(name=name, stages=stages, activation="relu6")
+
+
+def trained_run(name: str, seed: int, runs: Path) -> Path:
+    """The run folder of ``name`` trained with ``seed``, trained first if it is not there."""
+    run = runs / name / f"seed{seed}"
+    if not (run / "model.safetensors").is_file():
+        config = load_config(REPO / "configs" / "fashion_mnist_small.yaml", [
+            f"model.name={name.removesuffix('_lite')}", "data.image_size=16", "train.epochs=8", "train.ema_decay=0",
+            "train.eval_raw=true", f"train.seed={seed}", "train.threads=1", f"run.out_dir={runs / name}",
+            f"run.name=seed{seed}", "run.progress=false", "run.tensorboard=false"])
+        train(config, spec=lite_style(name) if name.endswith("_lite") else None)
+    return run
+
+
+def ptq_run(run: Path, args: argparse.Namespace) -> list[dict[str, object]]:
+    """fp32 and every int8 choice of one run: test top-1 and agreement with fp32 on the test set."""
+    model = create_model(None, weights=run).eval()
+    config = config_of_run(run)
+    test_x, test_y = images_and_labels(config, "test", model.preprocessing)
+    minival, _ = images_and_labels(config, "minival", model.preprocessing)
+    calibration, check = minival[:args.calibration], minival[args.calibration:args.calibration + 1000]
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32_path = Path(tmp) / "fp32.onnx"
+        export_model(model, fp32_path, resolution=test_x.shape[-1])
+        fp32 = batched(OnnxRunner(fp32_path, threads=args.threads), test_x)
+
+        def evaluate(run):  # type: ignore[no-untyped-def]
+            logits = batched(run, test_x)
+            return {"test_top1": top1(logits, test_y),
+                    "test_agreement": float(100.0 * (logits.argmax(1) == fp32.argmax(1)).mean())}
+
+        rows = ptq_study(fp32_path, calibration, check, evaluate, Path(tmp), budget=args.budget,
+                         log=lambda line: print(line, file=sys.stderr, flush=True))
+    return [{"runtime": "onnx", "choice": "fp32", "test_top1": top1(fp32, test_y), "test_agreement": 100.0}, *rows]
+
+
+def ptq(args: argparse.Namespace) -> int:
+    results = []
+    for seed in range(args.seeds):
+        for name in args.networks:
+            run = trained_run(name, seed, args.runs)
+            results += [{"network": name, "seed": seed, "run": str(run), **row} for row in ptq_run(run, args)]
+    lines = [f"Fashion-MNIST at 16 px, 8 epochs from scratch; test top-1 (10,000 images) of fp32 and int8; int8 "
+             f"calibrated on {args.calibration} minival images, choices and fp32 groups picked on 1,000 other "
+             f"minival images (budget: {args.budget:.0%} of them may change class); {args.seeds} seed(s).", "",
+             "| network | seed | runtime | int8 choice | test top-1 | - fp32 | agrees with fp32 |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        fp32 = next(x["test_top1"] for x in results if x["run"] == r["run"] and x["choice"] == "fp32")
+        lines.append(f"| {r['network']} | {r['seed']} | {r['runtime']} | {r['choice']} | {r['test_top1']:.2f}% | "
+                     f"{r['test_top1'] - fp32:+.2f} | {r['test_agreement']:.2f}% |")
+    markdown = "\n".join(lines) + "\n"
+    print(markdown)
+    record = {"networks": args.networks, "seeds": args.seeds, "calibration_images": args.calibration,
+              "check_images": 1000, "budget": args.budget, "threads": args.threads, "rows": results}
+    print(f"written: {write_result('int8_ptq_fmnist', record, markdown, root=args.out, threads=args.threads)}",
+          file=sys.stderr)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", type=Path, help="a training run folder, its model.safetensors or last.pt")
+    parser.add_argument("checkpoint", type=Path, nargs="?", help="a training run folder, its model.safetensors or last.pt")
+    parser.add_argument("--ptq", action="store_true", help="the calibration and fp32-group study (accuracy only)")
+    parser.add_argument("--networks", nargs="+", default=["fmnist_lab", "fmnist_lab_lite"],
+                        help="--ptq: registered networks; NAME_lite: NAME without SE, with ReLU6")
+    parser.add_argument("--seeds", type=int, default=3, help="--ptq: runs per network")
+    parser.add_argument("--budget", type=float, default=0.01, help="--ptq: fraction of check images that may change class")
+    parser.add_argument("--runs", type=Path, default=REPO / "runs" / "int8_fmnist", help="--ptq: the training runs")
     parser.add_argument("--calibration", type=int, default=512, help="training images for calibration")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results",
                         help="results folder (default: benchmarks/results)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.ptq:
+        return ptq(args)
+    if args.checkpoint is None:
+        parser.error("give a checkpoint (a training run folder), or --ptq")
     file = args.checkpoint
     loaded = fetch_weights(file)
     config = config_of_run(file, loaded.meta.provenance if loaded.meta is not None else None)
