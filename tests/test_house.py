@@ -17,7 +17,8 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "effnet"
 # they are imported where they are needed: import effnet must work without them.
 # torch and PIL only for their optional parts: tensorboard, and LittleCMS colour management.
 OPTIONAL = {"onnx", "onnxruntime", "timm", "torchvision", "ray", "huggingface_hub", "skimage", "PIL", "torch",
-            "fastapi", "starlette", "uvicorn", "prometheus_client", "nas_bench_graph", "openvino", "nncf"}
+            "fastapi", "starlette", "uvicorn", "prometheus_client", "nas_bench_graph", "openvino", "nncf",
+            "torchao", "executorch", "onnxscript"}
 OPTIONAL_SUBMODULES = {"torch": ("torch.utils.tensorboard",), "PIL": ("PIL.ImageCms",)}
 
 

@@ -39,6 +39,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"{evaluation.given}: {evaluation.network} ({evaluation.weights} weights) on {split}, {result.count} images")
     print_table(f"{split} accuracy", ["metric", "value"], [("top-1", f"{result.top1:.2f}%"), ("top-5", f"{result.top5:.2f}%"),
                                                            ("loss", f"{result.loss:.4f}")])
+    if evaluation.quantized:
+        print_table(f"quantisation-aware run on {split}", ["model", "top-1", "top-5"],
+                    [("float weights (above)", f"{result.top1:.2f}%", f"{result.top5:.2f}%")]
+                    + [({"fake_quant": "fake-quantised graph", "int8": "int8 (convert_pt2e)"}[name], f"{q.top1:.2f}%",
+                        f"{q.top5:.2f}%") for name, q in evaluation.quantized.items()])
     print_table("per-class accuracy", ["class", "top-1", "images"],
                 [(name, f"{acc:.2f}%", int(n)) for name, acc, n in
                  zip(evaluation.classes, result.per_class, result.confusion.sum(1).tolist())])

@@ -13,7 +13,7 @@ from ..scaling import scale
 from ..spec import NetworkSpec
 from ..weights import LoadedWeights, fetch_weights, weights_spec
 from ..zoo import resolve_spec
-from .config import Config
+from .config import Config, ConfigError
 from .data import RunData, build_data
 from .distributed import DistInfo
 
@@ -42,15 +42,19 @@ def build_run_model(config: Config, info: DistInfo, given_spec: NetworkSpec | No
     m, d = config.model, config.data
     loaded = fetch_weights(m.weights) if m.weights is not None else None
     spec = _network(config, given_spec, loaded)
+    if loaded is not None and spec.in_chans != d.channels:
+        raise ConfigError(f"model.weights={m.weights} take {spec.in_chans}-channel images: set data.channels={spec.in_chans}")
+    # QAT exports the network without stochastic depth (its random mask would be baked into the graph).
+    drop_path_rate = 0.0 if config.quant.qat else m.drop_path_rate
     weights_pre = loaded.meta.preprocessing if loaded is not None and loaded.meta is not None else None
     data = build_data(config, info, resolution=spec.resolution, weights_pre=weights_pre)
     num_classes = m.num_classes or len(data.classes)
     if loaded is not None:
-        model = create_model(spec, num_classes=num_classes, drop_rate=m.drop_rate, drop_path_rate=m.drop_path_rate,
+        model = create_model(spec, num_classes=num_classes, drop_rate=m.drop_rate, drop_path_rate=drop_path_rate,
                              bn_momentum=m.bn_momentum, weights=loaded)
     else:
         model = create_model(spec, num_classes=num_classes, in_chans=d.channels, drop_rate=m.drop_rate,
-                             drop_path_rate=m.drop_path_rate, bn_momentum=m.bn_momentum)
+                             drop_path_rate=drop_path_rate, bn_momentum=m.bn_momentum)
     # What the trained model will be used with: the data's classes and eval preprocessing.
     model.class_names = data.classes if len(data.classes) == num_classes else None
     model.preprocessing = data.preprocessing

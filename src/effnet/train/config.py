@@ -2,7 +2,7 @@
 the checks that make a config one that can run, with messages that name the key. Reading it
 from files and ``section.key=value`` overrides: ``config_files.py``.
 
-Sections: ``data``, ``model``, ``optim``, ``schedule``, ``train``, ``progressive``, ``run``.
+Sections: ``data``, ``model``, ``optim``, ``schedule``, ``train``, ``progressive``, ``quant``, ``run``.
 Defaults follow the paper (section 5.2) and the official ``main.py``: RMSProp (TF)
 0.9/0.9/1e-3, lr 0.016 per 256 images, 5 warm-up epochs, x0.97 every 2.4 epochs, weight decay
 1e-5, label smoothing 0.1, EMA 0.9999, 350 epochs.
@@ -11,23 +11,18 @@ Defaults follow the paper (section 5.2) and the official ``main.py``: RMSProp (T
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..data.datasets import DATASETS
 from ..data.transforms import AUTO_AUGMENTS, TRAIN_CROPS
+from .config_checks import ConfigError, check_choice, check_range, did_you_mean
 from .optim import OPTIMIZERS
 from .progressive import SCHEDULES as PROGRESSIVE_SCHEDULES
 from .schedule import SCHEDULES
 
 AMP_MODES = ("none", "bf16", "fp16")
 KERNEL_MODES = ("auto", "fused", "native")
-
-
-class ConfigError(ValueError):
-    """A config value or key that cannot work; the message names it and says what would."""
 
 
 @dataclass
@@ -133,6 +128,16 @@ class ProgressiveConfig:
 
 
 @dataclass
+class QuantConfig:
+    """Quantisation-aware training: fine-tune through PT2E fake quantisation (effnet.train.qat)."""
+
+    qat: bool = False
+    per_channel: bool = True             # weights: symmetric int8 per output channel (else per tensor)
+    freeze_bn_epoch: int | None = None   # first epoch (from 1) whose BN keeps its running statistics; None: last; 0: never
+    freeze_observer_epoch: int | None = None  # first epoch whose quantisation ranges stay fixed; None: last; 0: never
+
+
+@dataclass
 class OutputConfig:
     """The ``run`` section: where the run folder goes, its name, and what the run reports."""
 
@@ -150,6 +155,7 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     progressive: ProgressiveConfig = field(default_factory=ProgressiveConfig)
+    quant: QuantConfig = field(default_factory=QuantConfig)
     run: OutputConfig = field(default_factory=OutputConfig)
 
     # What to_dict() gave when validate() last passed this config. A Config is mutable
@@ -161,29 +167,9 @@ class Config:
         return dataclasses.asdict(self)
 
 
-def did_you_mean(name: str, choices: typing.Iterable[str]) -> str:
-    """The hint " Did you mean a, b?" naming the close matches of ``name`` among ``choices``
-    (empty when none is close)."""
-    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
-    return f" Did you mean {', '.join(close)}?" if close else ""
-
-
-def _check_choice(key: str, value: Any, choices: tuple[Any, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{key} must be one of {', '.join(map(str, choices))}; got {value!r}."
-                          f"{did_you_mean(str(value), map(str, choices))}")
-
-
-def _check_range(key: str, value: float, low: float, high: float | None = None, *, open_high: bool = False) -> None:
-    ok = value >= low and (high is None or (value < high if open_high else value <= high))
-    if not ok:
-        upper = "" if high is None else (f" and < {high}" if open_high else f" and <= {high}")
-        raise ConfigError(f"{key} must be >= {low}{upper}; got {value}")
-
-
-def _validate_model(m: ModelConfig, channels: int) -> None:
+def _validate_model(m: ModelConfig, channels: int, qat: bool) -> None:
     """The model section's checks that involve pretrained weights and the network's shape."""
-    if m.weights is not None and channels != 3:
+    if m.weights is not None and channels != 3 and not qat:  # a QAT start: the build checks its channels
         raise ConfigError("pretrained weights expect RGB input: set data.channels=3 (grey images are repeated)")
     if m.weights is not None and (m.width is not None or m.depth is not None):
         raise ConfigError("model.width/model.depth change the network, so pretrained model.weights would not fit; "
@@ -192,34 +178,34 @@ def _validate_model(m: ModelConfig, channels: int) -> None:
         if getattr(m, key) is not None and not getattr(m, key) > 0:
             raise ConfigError(f"model.{key} must be > 0; got {getattr(m, key)}")
     if m.bn_momentum is not None:
-        _check_range("model.bn_momentum", m.bn_momentum, 0.0, 1.0)
-    _check_range("model.freeze_backbone_epochs", m.freeze_backbone_epochs, 0)
+        check_range("model.bn_momentum", m.bn_momentum, 0.0, 1.0)
+    check_range("model.freeze_backbone_epochs", m.freeze_backbone_epochs, 0)
     if m.freeze_backbone_epochs and m.weights is None:
         raise ConfigError("model.freeze_backbone_epochs only makes sense with model.weights (a pretrained backbone)")
     if m.drop_rate is not None:
-        _check_range("model.drop_rate", m.drop_rate, 0.0, 1.0, open_high=True)
+        check_range("model.drop_rate", m.drop_rate, 0.0, 1.0, open_high=True)
     if m.drop_path_rate is not None:
-        _check_range("model.drop_path_rate", m.drop_path_rate, 0.0, 1.0, open_high=True)
+        check_range("model.drop_path_rate", m.drop_path_rate, 0.0, 1.0, open_high=True)
 
 
 def validate(config: Config) -> None:
     """Checks that span keys or need the allowed values; raises ConfigError. A config that
     passes is remembered as valid until it changes (:func:`validate_once`)."""
     d, m, o, s, t = config.data, config.model, config.optim, config.schedule, config.train
-    _check_choice("data.dataset", d.dataset, DATASETS)
-    _check_choice("data.channels", d.channels, (1, 3))
-    _check_choice("data.crop", d.crop, TRAIN_CROPS)
-    _check_choice("data.auto_augment", d.auto_augment, (None, *AUTO_AUGMENTS))
-    _check_choice("optim.name", o.name, OPTIMIZERS)
-    _check_choice("schedule.name", s.name, SCHEDULES)
-    _check_choice("train.amp", t.amp, AMP_MODES)
-    _check_choice("model.kernels", m.kernels, KERNEL_MODES)
+    check_choice("data.dataset", d.dataset, DATASETS)
+    check_choice("data.channels", d.channels, (1, 3))
+    check_choice("data.crop", d.crop, TRAIN_CROPS)
+    check_choice("data.auto_augment", d.auto_augment, (None, *AUTO_AUGMENTS))
+    check_choice("optim.name", o.name, OPTIMIZERS)
+    check_choice("schedule.name", s.name, SCHEDULES)
+    check_choice("train.amp", t.amp, AMP_MODES)
+    check_choice("model.kernels", m.kernels, KERNEL_MODES)
     if d.image_size is not None:
-        _check_range("data.image_size", d.image_size, 8)
-    _check_range("data.scale_min", d.scale_min, 0.01, 1.0)
-    _check_range("data.hflip", d.hflip, 0.0, 1.0)
+        check_range("data.image_size", d.image_size, 8)
+    check_range("data.scale_min", d.scale_min, 0.01, 1.0)
+    check_range("data.hflip", d.hflip, 0.0, 1.0)
     if d.minival is not None:
-        _check_range("data.minival", d.minival, 0.0)
+        check_range("data.minival", d.minival, 0.0)
     if m.spec is not None and m.weights is not None:
         raise ConfigError("model.spec names a network to train from scratch; fine-tuning (model.weights) uses the "
                           "weights' own network: give one of them")
@@ -229,35 +215,35 @@ def validate(config: Config) -> None:
     if m.name is None and m.weights is None:
         raise ConfigError("model.name is null: name a model (`effnet models` lists them) or give model.weights")
     for key in ("train_subset", "eval_subset", "num_workers", "padding"):
-        _check_range(f"data.{key}", getattr(d, key), 0)
+        check_range(f"data.{key}", getattr(d, key), 0)
     if (d.mean is None) != (d.std is None):
         raise ConfigError("set data.mean and data.std together (or neither)")
     if d.mean is not None and (len(d.mean) != len(d.std or []) or len(d.mean) not in (1, d.channels)):
         raise ConfigError(f"data.mean and data.std need 1 or {d.channels} values each (data.channels={d.channels})")
-    _validate_model(m, d.channels)
+    _validate_model(m, d.channels, config.quant.qat)
     if o.lr is not None:
-        _check_range("optim.lr", o.lr, 0.0)
-    _check_range("optim.lr_per_256", o.lr_per_256, 0.0)
-    _check_range("optim.weight_decay", o.weight_decay, 0.0)
-    _check_range("optim.momentum", o.momentum, 0.0, 1.0, open_high=True)
-    _check_range("optim.decay", o.decay, 0.0, 1.0, open_high=True)
-    _check_range("optim.eps", o.eps, 0.0)
+        check_range("optim.lr", o.lr, 0.0)
+    check_range("optim.lr_per_256", o.lr_per_256, 0.0)
+    check_range("optim.weight_decay", o.weight_decay, 0.0)
+    check_range("optim.momentum", o.momentum, 0.0, 1.0, open_high=True)
+    check_range("optim.decay", o.decay, 0.0, 1.0, open_high=True)
+    check_range("optim.eps", o.eps, 0.0)
     if len(o.betas) != 2:
         raise ConfigError(f"optim.betas needs two values, got {o.betas}")
-    _check_range("schedule.warmup_epochs", s.warmup_epochs, 0.0)
+    check_range("schedule.warmup_epochs", s.warmup_epochs, 0.0)
     if s.decay_epochs <= 0:
         raise ConfigError(f"schedule.decay_epochs must be > 0; got {s.decay_epochs}")
-    _check_range("schedule.decay_rate", s.decay_rate, 0.0, 1.0)
-    _check_range("train.epochs", t.epochs, 1)
-    _check_range("train.batch_size", t.batch_size, 1)
-    _check_range("train.eval_batch_size", t.eval_batch_size, 1)
-    _check_range("train.label_smoothing", t.label_smoothing, 0.0, 1.0, open_high=True)
-    _check_range("train.ema_decay", t.ema_decay, 0.0, 1.0, open_high=True)
-    _check_range("train.threads", t.threads, 0)
-    _check_range("train.time_limit_min", t.time_limit_min, 0.0)
+    check_range("schedule.decay_rate", s.decay_rate, 0.0, 1.0)
+    check_range("train.epochs", t.epochs, 1)
+    check_range("train.batch_size", t.batch_size, 1)
+    check_range("train.eval_batch_size", t.eval_batch_size, 1)
+    check_range("train.label_smoothing", t.label_smoothing, 0.0, 1.0, open_high=True)
+    check_range("train.ema_decay", t.ema_decay, 0.0, 1.0, open_high=True)
+    check_range("train.threads", t.threads, 0)
+    check_range("train.time_limit_min", t.time_limit_min, 0.0)
     g = config.progressive
-    _check_choice("progressive.schedule", g.schedule, PROGRESSIVE_SCHEDULES)
-    _check_range("progressive.stages", g.stages, 0)
+    check_choice("progressive.schedule", g.schedule, PROGRESSIVE_SCHEDULES)
+    check_range("progressive.stages", g.stages, 0)
     if g.stages == 1:
         raise ConfigError("progressive.stages=1 is one stage, i.e. fixed-size training; use 0 (off) or >= 2")
     if g.stages:
@@ -268,11 +254,40 @@ def validate(config: Config) -> None:
             raise ConfigError(f"progressive.stages={g.stages} is more than train.epochs={t.epochs}; every stage "
                               "needs at least one epoch")
         if g.min_image_size is not None:
-            _check_range("progressive.min_image_size", g.min_image_size, 4)
+            check_range("progressive.min_image_size", g.min_image_size, 4)
         for key in ("randaugment_min", "mixup_max", "cutmix_max"):
-            _check_range(f"progressive.{key}", getattr(g, key), 0.0)
-        _check_range("progressive.dropout_min", g.dropout_min, 0.0, 1.0, open_high=True)
+            check_range(f"progressive.{key}", getattr(g, key), 0.0)
+        check_range("progressive.dropout_min", g.dropout_min, 0.0, 1.0, open_high=True)
+    _validate_quant(config)
     config._validated_as = config.to_dict()
+
+
+def _validate_quant(config: Config) -> None:
+    """QAT trains an exported graph: what only an eager module offers is refused by name."""
+    q, m, t = config.quant, config.model, config.train
+    for key in [k for k in ("freeze_bn_epoch", "freeze_observer_epoch") if getattr(q, k) is not None]:
+        if not q.qat:
+            raise ConfigError(f"quant.{key} applies to quantisation-aware training: set quant.qat=true (or drop it)")
+        check_range(f"quant.{key}", getattr(q, key), 0, t.epochs)
+    if q.freeze_observer_epoch == 1:
+        raise ConfigError("quant.freeze_observer_epoch=1 fixes the ranges before they saw any data: use >= 2, or 0 (never)")
+    if not q.qat:
+        return
+    refused = [
+        (m.weights is None, "fine-tunes a trained model: set model.weights=RUN (a run folder of effnet train) or a tag"),
+        (m.channels_last, "trains the exported graph in its contiguous layout: set model.channels_last=false"),
+        (t.amp != "none", f"fake-quantises float32 values: set train.amp=none (got {t.amp})"),
+        (m.compile, "trains the exported graph eagerly: set model.compile=false"),
+        (m.grad_checkpointing, "cannot checkpoint the exported graph's stages: set model.grad_checkpointing=false"),
+        (m.kernels == "fused", "runs native ops (the fused kernels are module swaps): set model.kernels=native or auto"),
+        (m.freeze_bn, "freezes batch norm with quant.freeze_bn_epoch: set model.freeze_bn=false"),
+        (m.freeze_backbone_epochs > 0, "trains every layer: set model.freeze_backbone_epochs=0"),
+        (m.drop_path_rate not in (None, 0), "exports the network without stochastic depth: set model.drop_path_rate=0"),
+        (config.progressive.stages > 0, "keeps one image size: set progressive.stages=0"),
+        (t.ema_decay > 0, "selects the fake-quantised weights themselves (an average has no ranges): set train.ema_decay=0"),
+    ]
+    for message in [message for wrong, message in refused if wrong][:1]:
+        raise ConfigError(f"quant.qat=true {message}")
 
 
 def validate_once(config: Config) -> None:
@@ -281,6 +296,5 @@ def validate_once(config: Config) -> None:
         validate(config)
 
 
-__all__ = ["AMP_MODES", "Config", "ConfigError", "DataConfig", "KERNEL_MODES", "ModelConfig", "OptimConfig",
-           "OutputConfig", "ProgressiveConfig", "ScheduleConfig", "TrainConfig", "did_you_mean", "validate",
-           "validate_once"]
+__all__ = ["AMP_MODES", "Config", "ConfigError", "DataConfig", "KERNEL_MODES", "ModelConfig", "OptimConfig", "OutputConfig",
+           "ProgressiveConfig", "QuantConfig", "ScheduleConfig", "TrainConfig", "did_you_mean", "validate", "validate_once"]

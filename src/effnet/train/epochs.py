@@ -26,6 +26,7 @@ from .metrics import MetricsWriter
 from .prepare import TrainingRun
 from .progress_bar import EpochProgress
 from .progressive import BatchMix, Stage, plan, set_dropout, stage_of
+from .qat import apply_freezes
 from .selection import save_selected, score_epoch
 
 
@@ -95,6 +96,12 @@ def _train_epoch(run: TrainingRun, epoch: int, should_stop: Callable[[], tuple[b
     run.forward_model.train()
     if m.freeze_bn:
         _freeze_bn(run.model)
+    if run.config.quant.qat:
+        q = run.config.quant
+        frozen = apply_freezes(run.model, epoch, freeze_bn_epoch=q.freeze_bn_epoch,  # type: ignore[arg-type]
+                               freeze_observer_epoch=q.freeze_observer_epoch, epochs=t.epochs)
+        if frozen and position.batches_done == 0:
+            run.say(f"epoch {epoch + 1}: {' and '.join(frozen)} frozen")
     bar = EpochProgress(run.main and run.config.run.progress, epoch, t.epochs, len(data.train_loader),
                         position.batches_done)
     try:

@@ -26,7 +26,7 @@ from ..weights import RunFolder
 from ..zoo import get_spec
 from .build import build_run_model
 from .checkpoint import Position, check_resumable, checkpoint_payload, load_checkpoint, position_from, save_checkpoint, set_rng_state
-from .config import Config
+from .config import Config, ConfigError
 from .config_files import save_config
 from .data import RunData
 from .distributed import DistInfo
@@ -34,6 +34,7 @@ from .engine import Engine
 from .optim import build_optimizer
 from .placement import place_model, process_settings
 from .progress_bar import console
+from .qat import prepare_qat
 from .schedule import build_scheduler, scaled_lr
 
 NO_MINIVAL_WARNING = ("warning: data.minival=0: no minival split is held out, so each epoch is validated on the test "
@@ -86,6 +87,8 @@ def prepare_run(config: Config, info: DistInfo, resume: str | os.PathLike[str] |
     ``RUN/config.yaml`` and said what the run will do."""
     t = config.train
     device = process_settings(config, info)
+    if config.quant.qat and info.enabled:
+        raise ConfigError("quant.qat=true trains the exported graph in one process: run it without torchrun")
     resume_point = RunFolder.resume_point(resume) if resume is not None else None
     folder = resume_point[0] if resume_point is not None else _new_folder(config, info, _model_name(config, given_spec))
     out = console() if info.is_main else None
@@ -94,6 +97,8 @@ def prepare_run(config: Config, info: DistInfo, resume: str | os.PathLike[str] |
     seed_everything(t.seed)
     built = build_run_model(config, info, given_spec)
     model, forward_model, ema = place_model(built.model, config, info, device, out)
+    if config.quant.qat:
+        model = forward_model = prepare_qat(model, built.data.image_size, per_channel=config.quant.per_channel)
     # Augmentation differs per rank; everything else above was seeded identically.
     seed_everything(t.seed + info.rank)
     engine, lr = _build_engine(config, model, forward_model, ema, built.data, device, info)
@@ -169,7 +174,7 @@ def _announce(run: TrainingRun, lr: float) -> None:
     run.say(f"run folder {run.folder.path}: {run.model.spec.name}, {len(data.classes)} classes, {data.image_size} px, "
             f"{len(data.train_loader)} steps/epoch x {t.epochs} epochs, batch {t.batch_size} "
             f"({info.world_size} process{'es' if info.enabled else ''}), lr {lr:g}, {run.config.optim.name}; "
-            f"model selection: {selection}")
+            f"model selection: {selection}" + ("; quantisation-aware (int8, XNNPACK)" if run.config.quant.qat else ""))
     if not data.minival:
         run.say(f"[yellow]{NO_MINIVAL_WARNING}[/yellow]")
 

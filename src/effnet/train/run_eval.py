@@ -1,7 +1,8 @@
 """A trained run on a split: top-1, top-5, loss, per-class accuracy and the confusion matrix
 of a run's model (its folder, its ``model.safetensors`` or its ``last.pt``), on data prepared
 the way its training validated; written as ``eval.json`` and a confusion-matrix PNG. What
-``effnet eval`` prints."""
+``effnet eval`` prints. A quantisation-aware run also reports its fake-quantised graph and its
+int8 model."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from .config import Config
 from .config_files import config_of_run
 from .data import build_eval_loader
 from .evaluate import EvalResult, evaluate
+from .qat import int8_model, is_qat_run, load_qat_graph
 
 EVAL_REPORT = "eval.json"
 CONFUSION_PLOT = "confusion.png"
@@ -36,13 +38,16 @@ class RunEvaluation:
     split: str                       # test | minival
     classes: tuple[str, ...]
     result: EvalResult
+    # A quantisation-aware run: its fake-quantised graph and its int8 model (convert_pt2e) too.
+    quantized: dict[str, EvalResult] = dataclasses.field(default_factory=dict)
 
     def report(self) -> dict[str, Any]:
         """Everything measured, as plain data (what ``eval.json`` holds)."""
         r = self.result
         return {"run": str(self.given), "split": self.split, "weights": self.weights, "images": r.count,
                 "top1": r.top1, "top5": r.top5, "loss": r.loss, "per_class": dict(zip(self.classes, r.per_class)),
-                "confusion": r.confusion.tolist()}
+                "confusion": r.confusion.tolist(),
+                **({"quantized": {name: q.summary() for name, q in self.quantized.items()}} if self.quantized else {})}
 
     def save(self, out: str | os.PathLike[str] | None = None) -> Path:
         """Write ``eval.json`` and ``confusion.png`` into ``out`` (default: RUN/eval-SPLIT);
@@ -68,7 +73,12 @@ def evaluate_run(run: str | os.PathLike[str], *, split: str = "test", data_dir: 
     loader, classes = build_eval_loader(config, split, model.preprocessing)
     on = resolve_device(device)
     result = evaluate(model.to(on), loader, model.num_classes, device=on)
-    return RunEvaluation(given, RunFolder.of(given), model.spec.name, weights, split, tuple(classes), result)
+    quantized = {}
+    if is_qat_run(given):
+        graph = load_qat_graph(given)
+        for name, graph_model in (("fake_quant", graph), ("int8", int8_model(graph))):
+            quantized[name] = evaluate(graph_model.to(on), loader, model.num_classes, device=on)
+    return RunEvaluation(given, RunFolder.of(given), model.spec.name, weights, split, tuple(classes), result, quantized)
 
 
 def _load(run: Path) -> tuple[nn.Module, Config, str]:

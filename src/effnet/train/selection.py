@@ -15,6 +15,7 @@ from ..weights import read_weights, save_weights
 from ..weights.run_folder import selection_provenance, with_test
 from .distributed import barrier
 from .prepare import TrainingRun
+from .qat import int8_model, load_qat_graph, quantization_provenance, save_qat_model
 
 
 def score_epoch(run: TrainingRun, record: dict[str, Any]) -> tuple[float, nn.Module]:
@@ -39,9 +40,17 @@ def save_selected(run: TrainingRun, chosen: nn.Module, record: dict[str, Any]) -
     provenance = selection_provenance(run.config.to_dict(), dataset=run.config.data.dataset, epoch=record["epoch"],
                                       step=record["step"], ema=ema, minival_images=run.data.minival,
                                       val_top1=record.get("ema_val_top1" if ema else "val_top1"))
+    q = run.config.quant
+    if q.qat:
+        provenance["quantization"] = quantization_provenance(
+            chosen, image_size=run.data.image_size, per_channel=q.per_channel,  # type: ignore[arg-type]
+            freeze_bn_epoch=q.freeze_bn_epoch, freeze_observer_epoch=q.freeze_observer_epoch)
     meta = run.folder.model_meta(chosen.spec, classes=run.data.classes, preprocessing=run.data.preprocessing,
                                  provenance=provenance)
-    save_weights(run.folder.model, chosen.state_dict(), meta)
+    if q.qat:
+        save_qat_model(run.folder, chosen, meta)  # type: ignore[arg-type]
+    else:
+        save_weights(run.folder.model, chosen.state_dict(), meta)
 
 
 def final_test(run: TrainingRun) -> dict[str, float]:
@@ -49,15 +58,24 @@ def final_test(run: TrainingRun) -> dict[str, float]:
     top-1 and top-5 are written into that file's provenance."""
     barrier(run.info)
     state, meta = read_weights(run.folder.model)
-    model = copy.deepcopy(run.ema.module if run.ema is not None else run.model)
-    model.load_state_dict(state)
     assert run.data.test_loader is not None
+    if run.config.quant.qat:
+        model: nn.Module = load_qat_graph(run.folder.path)
+        int8 = run.engine.evaluate(int8_model(model), run.data.test_loader).summary()  # type: ignore[arg-type]
+    else:
+        model = copy.deepcopy(run.ema.module if run.ema is not None else run.model)
+        model.load_state_dict(state)
     test = run.engine.evaluate(model, run.data.test_loader).summary()
     if run.main and meta is not None:
         provenance = with_test(meta.provenance, test)
+        if run.config.quant.qat:
+            provenance["quantization"] = {**provenance["quantization"], "int8_test_top1": int8["top1"],
+                                          "int8_test_top5": int8["top5"]}
+            test = {**test, "int8_top1": int8["top1"], "int8_top5": int8["top5"]}
         save_weights(run.folder.model, state, meta.replace(provenance=provenance))
         run.say(f"test top-1 {test['top1']:.2f}%  top-5 {test['top5']:.2f}% (the model selected on minival, "
-                f"epoch {provenance.get('epochs')}; evaluated once)")
+                f"epoch {provenance.get('epochs')}; evaluated once)"
+                + (f"; int8 (convert_pt2e) top-1 {test['int8_top1']:.2f}%" if "int8_top1" in test else ""))
     return test
 
 
