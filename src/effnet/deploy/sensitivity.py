@@ -9,7 +9,8 @@ fp32, and measures each int8 model against fp32 on check images the calibration 
 Groups are ranked by how much error keeping them removes; the ranked groups are added one by one
 (a group that does not lower the error in combination is dropped again) until the int8 model
 agrees with fp32 within the budget, and then each chosen group is tried without: the result is
-a small set, not necessarily the smallest (that would take every subset).
+a small set, not necessarily the smallest (that would take every subset). When no set tried
+meets the budget, the one with the best agreement (fewest groups among equals) is kept.
 
 The score that ranks groups is the mean squared logit error relative to the fp32 logits'
 mean square (it moves smoothly, where top-1 agreement on a few dozen images moves in steps);
@@ -99,7 +100,8 @@ def find_fp32_groups(int8_logits: Callable[[tuple[str, ...]], np.ndarray], fp32_
             if fits(smaller):
                 chosen, current = smaller.keep_fp32, smaller
     else:
-        current = max(seen.values(), key=lambda t: (t.top1_agreement, -t.logit_error))
+        # out of reach: the closest agreement, with the fewest fp32 groups among equals
+        current = max(seen.values(), key=lambda t: (t.top1_agreement, -len(t.keep_fp32), -t.logit_error))
     return Sensitivity(budget, base, singles, current, fits(current), len(seen))
 
 
