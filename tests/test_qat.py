@@ -188,3 +188,12 @@ def test_a_bad_quant_config_is_a_one_line_error(capsys, overrides: list[str], ex
     assert cli_main(["train", *overrides]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and expected in err[0] and "Traceback" not in err[0], err
+
+
+def test_qat_under_ddp_is_refused_before_anything_is_built(tmp_path: Path) -> None:
+    from effnet.train.distributed import DistInfo
+    from effnet.train.prepare import prepare_run
+
+    config = load_config(None, ["quant.qat=true", "model.weights=RUN", "train.ema_decay=0", f"run.out_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match="quant.qat=true trains the exported graph in one process"):
+        prepare_run(config, DistInfo(rank=0, world_size=2), None, None)
