@@ -11,7 +11,8 @@ EfficientNet-Lite changes B0) at 16 px, 8 epochs, one run per seed, then reports
 fp32 and of every int8 choice of ``int8_ptq_study``: each calibration of onnxruntime and NNCF,
 and the best one with the layer groups a sensitivity analysis keeps in fp32. Calibration: 512
 minival images; choices and groups picked on 1,000 other minival images; the test set only
-reports. Writes ``benchmarks/results/int8_ptq_fmnist/``.
+reports. Each run's rows are kept in its folder, so a cut benchmark continues with what it
+lacks and networks can run in separate processes. Writes ``benchmarks/results/int8_ptq_fmnist/``.
 
 The model is a training run folder (its ``model.safetensors``: the best minival epoch, EMA
 weights), that file or the run's ``last.pt``, for example the run
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import statistics
 import sys
 import tempfile
@@ -36,6 +38,7 @@ import numpy as np
 import torch
 
 from effnet import create_model
+from effnet.atomic import write_atomic
 from effnet.bench import time_alternately
 from effnet.bench.contestants import onnx_file_runner
 from effnet.bench.peer_models import timm_same_architecture
@@ -140,7 +143,11 @@ def ptq(args: argparse.Namespace) -> int:
     for seed in range(args.seeds):
         for name in args.networks:
             run = trained_run(name, seed, args.runs)
-            results += [{"network": name, "seed": seed, "run": str(run), **row} for row in ptq_run(run, args)]
+            journal = run / f"int8_ptq_c{args.calibration}_b{args.budget:g}.json"  # one run's rows, kept
+            if not journal.is_file():
+                write_atomic(journal, json.dumps(ptq_run(run, args), default=list) + "\n")
+            rows = json.loads(journal.read_text())
+            results += [{"network": name, "seed": seed, "run": str(run), **row} for row in rows]
     lines = [f"Fashion-MNIST at 16 px, 8 epochs from scratch; test top-1 (10,000 images) of fp32 and int8; int8 "
              f"calibrated on {args.calibration} minival images, choices and fp32 groups picked on 1,000 other "
              f"minival images (budget: {args.budget:.0%} of them may change class); {args.seeds} seed(s).", "",
