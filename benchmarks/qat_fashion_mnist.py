@@ -118,6 +118,29 @@ def onnx_int8(qat_run: Path, config) -> dict:  # type: ignore[no-untyped-def]
     return {"qat_onnx_int8_top1": 100.0 * correct / seen, "onnx_agrees_with_int8": 100.0 * agree / seen}
 
 
+def executorch_int8(qat_run: Path, config, batch: int = 100) -> dict:  # type: ignore[no-untyped-def]
+    """The QAT run's int8 graph lowered to ExecuTorch (XNNPACK delegate): test top-1, and how
+    often its top-1 class is the PyTorch int8 graph's."""
+    from effnet.deploy.qat import executorch_runner, export_int8_executorch
+
+    graph = load_qat_graph(qat_run)
+    int8 = int8_model(graph)
+    path = export_int8_executorch(int8, qat_run / "int8_xnnpack.pte", in_chans=graph.spec.in_chans,
+                                  image_size=config.data.image_size, batch=batch)
+    run = executorch_runner(path)
+    test, _ = build_eval_loader(config, "test", graph.preprocessing)
+    correct = agree = seen = 0
+    with torch.no_grad():
+        for images, labels in test:
+            for chunk, truth in zip(images.float().split(batch), labels.split(batch)):
+                padded = torch.cat([chunk, chunk.new_zeros(batch - len(chunk), *chunk.shape[1:])])
+                ours = run(padded)[: len(chunk)].argmax(1)
+                correct += int((ours == truth).sum())
+                agree += int((ours == int8(chunk).argmax(1)).sum())
+                seen += len(truth)
+    return {"qat_executorch_int8_top1": 100.0 * correct / seen, "executorch_agrees_with_int8": 100.0 * agree / seen}
+
+
 def run_seed(args: argparse.Namespace, name: str, seed: int, out: Path) -> dict:
     """Float training, PTQ of its model and a QAT fine-tune from it: one journal record."""
     record: dict[str, object] = {"network": name, "seed": seed}
@@ -159,6 +182,12 @@ def table(records: list[dict], args: argparse.Namespace) -> str:
                   "| network | seed | QAT int8, PyTorch | QAT int8, onnxruntime | same top-1 class |", "|---|---|---|---|---|"]
         lines += [f"| {r['network']} | {r['seed']} | {r['qat_int8_top1']:.2f}% | {r['qat_onnx_int8_top1']:.2f}% | "
                   f"{r['onnx_agrees_with_int8']:.2f}% |" for r in sorted(onnx, key=lambda r: (r["network"], r["seed"]))]
+    runtimes = [r for r in records if "qat_executorch_int8_top1" in r]
+    if runtimes:
+        lines += ["", "The QAT int8 graphs lowered to ExecuTorch with the XNNPACK delegate:", "",
+                  "| network | seed | QAT int8, PyTorch | QAT int8, ExecuTorch | same top-1 class |", "|---|---|---|---|---|"]
+        lines += [f"| {r['network']} | {r['seed']} | {r['qat_int8_top1']:.2f}% | {r['qat_executorch_int8_top1']:.2f}% | "
+                  f"{r['executorch_agrees_with_int8']:.2f}% |" for r in sorted(runtimes, key=lambda r: (r["network"], r["seed"]))]
     return "\n".join(lines) + "\n"
 
 
@@ -175,6 +204,8 @@ def main() -> int:
     parser.add_argument("--train-subset", type=int, default=0, help="train on the first N images only (0: all)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--report", action="store_true", help="only gather the journals and write the result")
+    parser.add_argument("--executorch", action="store_true", help="also run each QAT int8 model in ExecuTorch "
+                                                                  "(XNNPACK delegate)")
     parser.add_argument("--onnx", action="store_true", help="also run each QAT int8 model as ONNX QDQ in onnxruntime "
                                                             "(needs onnxscript)")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "qat_fashion_mnist")
@@ -193,10 +224,13 @@ def main() -> int:
                                               "runs": done}, indent=2, default=str) + "\n")
     records = [r for name in args.networks if (args.out / name / "journal.json").is_file()
                for r in json.loads((args.out / name / "journal.json").read_text())["runs"]]
-    for r in records if args.onnx else []:
-        if "qat_onnx_int8_top1" not in r:
-            config = load_config(REPO / "configs" / "fashion_mnist_small.yaml", qat_overrides(args, r["seed"], args.out / r["network"]))
-            r.update(onnx_int8(args.out / r["network"] / f"qat-seed{r['seed']}", config))
+    for r in records:
+        config = load_config(REPO / "configs" / "fashion_mnist_small.yaml", qat_overrides(args, r["seed"], args.out / r["network"]))
+        qat_run = args.out / r["network"] / f"qat-seed{r['seed']}"
+        if args.onnx and "qat_onnx_int8_top1" not in r:
+            r.update(onnx_int8(qat_run, config))
+        if args.executorch and "qat_executorch_int8_top1" not in r:
+            r.update(executorch_int8(qat_run, config))
     markdown = table(records, args)
     print(markdown)
     command = " ".join([sys.executable, *sys.argv])

@@ -10,12 +10,15 @@ with ranges of its own, so it is not used here.
   DequantizeLinear with the learned scale and zero-point; onnxruntime fuses them with Conv and
   Gemm into int8 kernels, and OpenVINO reads the same file as FakeQuantize. It needs
   ``onnxscript`` (torch.onnx's exporter of exported graphs).
-- ExecuTorch ``.pte`` with the XNNPACK delegate is the target the quantiser was written for.
+- ExecuTorch ``.pte`` with the XNNPACK delegate, the target the quantiser was written for:
+  the converted graph exported again and lowered with ``XnnpackPartitioner``; the delegate
+  runs the int8 convolutions and linear layers with the learned scales.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -40,4 +43,24 @@ def export_int8_onnx(int8: torch.fx.GraphModule, path: str | os.PathLike[str], *
     return write_atomic(path, lambda partial: program.save(str(partial)))
 
 
-__all__ = ["export_int8_onnx"]
+def export_int8_executorch(int8: torch.fx.GraphModule, path: str | os.PathLike[str], *, in_chans: int,
+                           image_size: int, batch: int = 1) -> Path:
+    """The converted graph lowered to an ExecuTorch program with the XNNPACK delegate, for
+    batches of ``batch`` images."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    program = torch.export.export(int8, (torch.zeros(batch, in_chans, image_size, image_size),))
+    lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch()
+    return write_atomic(path, lowered.buffer)
+
+
+def executorch_runner(path: str | os.PathLike[str]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A ``.pte`` file's forward method as a function of a batch (of the batch it was lowered for)."""
+    from executorch.runtime import Runtime
+
+    method = Runtime.get().load_program(Path(path)).load_method("forward")
+    return lambda images: method.execute([images.contiguous()])[0]
+
+
+__all__ = ["executorch_runner", "export_int8_executorch", "export_int8_onnx"]
