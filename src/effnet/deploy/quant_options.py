@@ -30,7 +30,8 @@ FIXED_GROUPS = {
     "stem": r"^/stem/",
     "se": r"/se/",
     "head": r"^/head/",
-    "classifier": r"^/classifier/",
+    # OpenVINO's converter names the classifier's MatMul after the graph output (export's "logits")
+    "classifier": r"^/classifier/|^logits$",
 }
 _STAGE = re.compile(r"^stage(\d+)$")
 
