@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..deploy.calibration import sample_photos
+from ..deploy.executorch import ExecuTorchRunner, export_executorch
 from ..deploy.export import export_model
 from ..deploy.fuse import optimize_for_inference
 from ..deploy.openvino import OpenVinoRunner, quantize_openvino
@@ -45,9 +46,13 @@ PEERS: dict[str, tuple[str, ...]] = {
 RUNTIME_PATHS = ("onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-bf16", "openvino-int8")
 # onnx-fp32-1session: our graph in one plain session, without the runner's micro-batch plan
 # (what the plan itself is worth, against the same graph).
-INFERENCE_PATHS = ("eager", "channels_last", "fused", "compiled", *RUNTIME_PATHS, "onnx-fp32-1session")
+# ExecuTorch: torch.export -> XNNPACK .pte (ours prepared as every export; a peer's eval model as
+# it is), fp32 or int8 by PT2E with XNNPACK's quantiser, on the same calibration images.
+EXECUTORCH_PATHS = ("executorch-fp32", "executorch-int8")
+INFERENCE_PATHS = ("eager", "channels_last", "fused", "compiled", *RUNTIME_PATHS, "onnx-fp32-1session",
+                   *EXECUTORCH_PATHS)
 # A peer's paths: what a timm or torchvision user can assemble by hand.
-PEER_PATHS = ("eager", "channels_last", "compiled", *RUNTIME_PATHS)
+PEER_PATHS = ("eager", "channels_last", "compiled", *RUNTIME_PATHS, *EXECUTORCH_PATHS)
 # train-symmetric: B0 with PyTorch's symmetric padding instead of TF SAME, the architecture of
 # timm's efficientnet_b0 and torchvision's (for training from scratch, where TF parity is moot).
 # train-fused: effnet's CPU training kernels (effnet.nn.fused: BN + activation, depthwise conv,
@@ -67,7 +72,7 @@ class Setting:
     device: str = "cpu"          # "cuda": everyone runs there, in bf16 autocast and channels_last
 
 
-ONNX_PATHS = (*RUNTIME_PATHS, "onnx-fp32-1session")  # CPU-only paths
+ONNX_PATHS = (*RUNTIME_PATHS, "onnx-fp32-1session")  # CPU-only paths (and EXECUTORCH_PATHS)
 
 
 def split_contestant(contestant: str) -> tuple[str, str]:
@@ -195,6 +200,25 @@ def runtime_runner(module: nn.Module, name: str, path: str, setting: Setting, ba
     return Timed(lambda: runner(x), ran)
 
 
+def executorch_runner(module: nn.Module, name: str, path: str, setting: Setting, batch: int, workdir: Path,
+                      *, ours: bool) -> Timed:
+    """``module`` lowered to an XNNPACK ``.pte`` (once per name and precision) and run at ``batch``."""
+    if setting.device != "cpu":
+        raise ValueError(f"{name}:{path} runs on the CPU (ExecuTorch); leave it out with --device cuda")
+    channels = getattr(getattr(module, "spec", None), "in_chans", 3)
+    file = workdir / f"{name.replace(':', '_')}_{setting.resolution}_{path}.pte"
+    if not file.exists():
+        calibration = _calibration_for(setting, workdir) if path.endswith("int8") else None
+        example = torch.zeros(1, channels, setting.resolution, setting.resolution)
+        if ours:
+            export_model(module, file, format="executorch", resolution=setting.resolution, calibration=calibration)
+        else:
+            export_executorch(module, file, example, calibration=calibration)
+    runner = ExecuTorchRunner(file, threads=setting.threads)
+    x = _batch(setting, batch, nhwc=False, channels=channels).cpu().numpy()
+    return Timed(lambda: runner(x), path.removeprefix("executorch-"))
+
+
 def inference_runner(contestant: str, setting: Setting, batch: int, workdir: Path | None = None) -> Timed:
     """``contestant`` is ``ours:PATH`` (PATH in INFERENCE_PATHS) or ``PEER[:PATH]`` (PATH in
     PEER_PATHS; PEER like ``timm:tf_efficientnet_b0``)."""
@@ -206,10 +230,10 @@ def inference_runner(contestant: str, setting: Setting, batch: int, workdir: Pat
                          f"{', '.join(INFERENCE_PATHS if ours else PEER_PATHS)}")
     model = (our_module(setting) if ours else peer_module(owner, setting)).eval()
     channels = getattr(getattr(model, "spec", None), "in_chans", 3)
-    if path in ONNX_PATHS:
+    if path in ONNX_PATHS or path in EXECUTORCH_PATHS:
         workdir = workdir or Path(tempfile.mkdtemp(prefix="effnet-bench-"))
-        return runtime_runner(model, owner if not ours else (setting.model or "ours"), path, setting, batch, workdir,
-                              ours=ours)
+        make = runtime_runner if path in ONNX_PATHS else executorch_runner
+        return make(model, owner if not ours else (setting.model or "ours"), path, setting, batch, workdir, ours=ours)
     if ours and path in ("fused", "compiled"):
         model = optimize_for_inference(freeze_same_padding(model.to(setting.device), setting.resolution),
                                        compile=path == "compiled")

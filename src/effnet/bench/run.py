@@ -15,8 +15,8 @@ import torch
 from ..counting import count_madds
 from ..deploy.timing import time_alternately
 from ..zoo import get_spec
-from .contestants import (ONNX_PATHS, PEERS, TRAIN_PATHS, Setting, check_device, inference_runner, our_module,
-                          set_threads, train_runner)
+from .contestants import (EXECUTORCH_PATHS, ONNX_PATHS, PEERS, TRAIN_PATHS, Setting, check_device, inference_runner,
+                          our_module, set_threads, train_runner)
 from .memory import measure
 from .report import MemoryRow, Report, Row, best_vs_best, cpu_peak, library_of, rows_from, speedups
 
@@ -38,10 +38,11 @@ def run_bench(setting: Setting = Setting(), *, peers: Sequence[str] | None = Non
     peers = list(PEERS.get(spec.name, ()) if peers is None else peers)
     notes = []
     if setting.device == "cuda":
-        dropped = [p for p in inference if p in ONNX_PATHS]
-        inference = [p for p in inference if p not in ONNX_PATHS]
+        cpu_only = (*ONNX_PATHS, *EXECUTORCH_PATHS)
+        dropped = [p for p in inference if p in cpu_only]
+        inference = [p for p in inference if p not in cpu_only]
         notes.append(f"CUDA ({torch.cuda.get_device_name()}): every contestant in bf16 autocast and channels_last; "
-                     "memory = torch.cuda.max_memory_allocated" + (f"; left out (CPU-only onnxruntime): "
+                     "memory = torch.cuda.max_memory_allocated" + (f"; left out (CPU-only onnxruntime, OpenVINO, ExecuTorch): "
                                                                   f"{', '.join(dropped)}" if dropped else ""))
     if not peers:
         notes.append(f"no peer architecture known for {spec.name}: absolute numbers only")

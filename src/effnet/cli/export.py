@@ -1,6 +1,7 @@
-"""`effnet export`: a model (and its weights) to ONNX, TorchScript or an ExportedProgram,
-checked against eager PyTorch; optionally int8-quantised (onnxruntime's quantiser for ONNX,
-NNCF for OpenVINO IR)."""
+"""`effnet export`: a model (and its weights) to ONNX, OpenVINO IR, TorchScript, an
+ExportedProgram or an ExecuTorch program, checked against eager PyTorch; optionally
+int8-quantised (onnxruntime's quantiser for ONNX, NNCF for OpenVINO IR, PT2E with XNNPACK's
+quantiser for ExecuTorch), on the same calibration images."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from torch import nn
 
 from ..data.transforms import input_size
 from ..deploy.calibration import folder_images, sample_photos
+from ..deploy.executorch import ExecuTorchRunner
 from ..deploy.export import FORMATS, SUFFIXES, export_model, max_abs_diff
 from ..deploy.openvino import OpenVinoRunner, quantize_openvino
 from ..deploy.quantize import agreement, quantize_onnx
@@ -20,10 +22,12 @@ from ._model import WEIGHTS_HELP, load_model, positive_int
 
 # The largest |exported - eager| we accept: float32 rounding through ~80 layers stays far below.
 TOLERANCE = 1e-4
+INT8_FORMATS = ("onnx", "openvino", "executorch")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("export", help="export a model to ONNX / TorchScript / ExportedProgram (int8 optional)")
+    p = subparsers.add_parser("export", help="export a model to ONNX / OpenVINO / TorchScript / ExportedProgram / "
+                                             "ExecuTorch (int8 optional)")
     p.add_argument("model", nargs="?", default=None,
                    help="a registered model name (see `effnet models`); optional when --weights names its network")
     p.add_argument("--weights", help=WEIGHTS_HELP)
@@ -35,7 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-fold", action="store_true", help="keep BatchNorm layers instead of folding them into convs")
     p.add_argument("--no-check", action="store_true", help="skip the comparison with eager PyTorch")
     p.add_argument("--int8", metavar="PATH", help="also write an int8 model here (fixed size): ONNX QDQ for --format onnx, "
-                        "OpenVINO IR (.xml) quantised by NNCF for --format openvino")
+                        "OpenVINO IR (.xml) quantised by NNCF for --format openvino, an XNNPACK .pte quantised by "
+                        "PT2E for --format executorch")
     p.add_argument("--calibration", metavar="FOLDER",
                    help="images for int8 calibration (default: crops of scikit-image's sample photos)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -48,13 +53,19 @@ def _check_sizes(resolution: int, dynamic: bool) -> list[int | tuple[int, int]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.int8 and (args.format not in ("onnx", "openvino") or args.dynamic):
-        raise ValueError("--int8 needs --format onnx or openvino, without --dynamic (static quantisation needs fixed pads)")
+    if args.int8 and (args.format not in INT8_FORMATS or args.dynamic):
+        raise ValueError("--int8 needs --format onnx, openvino or executorch, without --dynamic "
+                         "(static quantisation needs fixed pads)")
     if args.calibration and not args.int8:
         raise ValueError("--calibration only applies with --int8 PATH")
     output = Path(args.output)
     if args.format == "exported-program" and output.suffix != ".pt2":
         raise ValueError(f"an ExportedProgram file must end in .pt2 (torch.export.load insists); got {output.name}")
+    for name in (output, Path(args.int8) if args.int8 else None):
+        if args.format == "executorch" and name is not None and name.suffix != ".pte":
+            raise ValueError(f"an ExecuTorch program ends in .pte; got {name.name}")
+        if args.format == "executorch" and args.dynamic:
+            raise ValueError("an ExecuTorch program has one image size; leave out --dynamic")
     model = load_model(args.model, args.weights).eval()
     resolution = args.resolution or input_size(model)
     result = export_model(model, output, format=args.format, resolution=resolution, dynamic=args.dynamic,
@@ -91,10 +102,12 @@ def _quantize(model: nn.Module, fp32: Path, int8: Path, resolution: int, folder:
               else sample_photos(model, 64, resolution=resolution))
     # Calibrate on half, check agreement with fp32 on the other half (images it did not see).
     half = max(1, len(images) // 2)
-    quantize = quantize_onnx if format == "onnx" else quantize_openvino
-    quantize(fp32, int8, images[:half])
+    if format == "executorch":  # PT2E quantises the model, not a file: export it again
+        export_model(model, int8, format=format, resolution=resolution, calibration=images[:half])
+    else:
+        (quantize_onnx if format == "onnx" else quantize_openvino)(fp32, int8, images[:half])
     held_out = images[half:] if len(images) > 1 else images
-    runner = OnnxRunner if format == "onnx" else OpenVinoRunner
+    runner = {"onnx": OnnxRunner, "openvino": OpenVinoRunner, "executorch": ExecuTorchRunner}[format]
     a = agreement(runner(fp32)(held_out), runner(int8)(held_out))
     return {"output": str(int8), "size_mb": _size_mb(int8), "calibration_images": half,
             "top1_agreement_with_fp32": a.top1_agreement, "images_checked": a.images,

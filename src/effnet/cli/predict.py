@@ -33,8 +33,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="auto (default): on the CPU, the fastest installed fp32 runtime measured at this batch "
                         "size (once per model and machine, then remembered; the choice is printed on stderr); "
                         "onnx: export once (cached) and run in onnxruntime; openvino: the same export in "
-                        "OpenVINO (openvino-bf16: bfloat16 where the CPU has it); torch: PyTorch with BN folded "
-                        "and channels_last")
+                        "OpenVINO (openvino-bf16: bfloat16 where the CPU has it); executorch: an XNNPACK .pte in "
+                        "ExecuTorch (cached; executorch-int8: quantised by PT2E, never chosen by auto); torch: "
+                        "PyTorch with BN folded and channels_last")
     p.set_defaults(func=run)
 
 

@@ -18,7 +18,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default=None, help="the model's name in URLs (default: its network's name)")
     p.add_argument("--runtime", choices=RUNTIMES, default="auto",
                    help="auto (default): the fastest installed fp32 runtime measured at --max-batch, as `effnet predict` "
-                        "(onnx, openvino, torch; openvino-bf16 on request)")
+                        "(onnx, openvino, executorch, torch; openvino-bf16 and executorch-int8 on request)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-batch", type=positive_int, default=8, help="images per inference batch (default 8)")

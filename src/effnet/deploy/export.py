@@ -1,4 +1,5 @@
-"""Export a model to ONNX, OpenVINO IR, TorchScript or a ``torch.export`` ExportedProgram.
+"""Export a model to ONNX, OpenVINO IR, TorchScript, a ``torch.export`` ExportedProgram or an
+ExecuTorch program (XNNPACK, fp32 or int8: :mod:`effnet.deploy.executorch`).
 
 Every export is of the eval-mode model with BN folded (:mod:`effnet.deploy.fuse`). TF SAME
 padding is made explicit first (:mod:`effnet.deploy.padding`): constant pads for the one
@@ -13,16 +14,19 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
+from .executorch import ExecuTorchRunner, export_executorch
 from .fuse import fuse_bn
 from .padding import freeze_same_padding, traceable_same_padding
 from .openvino import OpenVinoRunner, export_openvino, require_openvino
 from .runtime import OnnxRunner
 
-FORMATS = ("onnx", "openvino", "torchscript", "exported-program")
-SUFFIXES = {"onnx": ".onnx", "openvino": ".xml (+ .bin)", "torchscript": ".pt", "exported-program": ".pt2"}
+FORMATS = ("onnx", "openvino", "torchscript", "exported-program", "executorch")
+SUFFIXES = {"onnx": ".onnx", "openvino": ".xml (+ .bin)", "torchscript": ".pt", "exported-program": ".pt2",
+            "executorch": ".pte"}
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 # ONNX opset 17 is read by every onnxruntime from 1.13 on and has all the ops we emit.
 OPSET = 17
@@ -99,14 +103,20 @@ def export_program(model: nn.Module, path: str | Path, example: torch.Tensor, *,
 
 
 def export_model(model: nn.Module, path: str | Path, *, format: str = "onnx", resolution: int = 224,
-                 dynamic: bool = False, fold: bool = True) -> ExportResult:
+                 dynamic: bool = False, fold: bool = True, calibration: np.ndarray | None = None) -> ExportResult:
     """Export ``model`` (any effnet classifier or feature net) and return where it went.
 
     ``resolution`` is the image size of a static export and the tracing size of a dynamic
-    one. The batch dimension is always dynamic.
+    one. The batch dimension is always dynamic (an ExecuTorch program runs a larger batch than
+    its plan holds as several calls). ``calibration`` images make an ExecuTorch program int8.
     """
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
+    if format == "executorch" and dynamic:
+        raise ValueError("an ExecuTorch program has one image size; leave out --dynamic")
+    if calibration is not None and format != "executorch":
+        raise ValueError("calibration images apply to the ExecuTorch format only (ONNX and OpenVINO int8 "
+                         "quantise an exported file: effnet.deploy.quantize, effnet.deploy.openvino)")
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
         raise ValueError(f"resolution must be a positive number of pixels, got {resolution!r}")
     reduction = total_stride(model)
@@ -128,6 +138,8 @@ def export_model(model: nn.Module, path: str | Path, *, format: str = "onnx", re
             export_openvino(onnx_path, path)
     elif format == "torchscript":
         export_torchscript(module, path, example)
+    elif format == "executorch":
+        export_executorch(module, path, example, calibration=calibration)
     else:
         export_program(module, path, example, dynamic=dynamic)
     return ExportResult(path, format, resolution, dynamic)
@@ -138,6 +150,9 @@ def load_exported(path: str | Path, format: str):  # type: ignore[no-untyped-def
     if format in ("onnx", "openvino"):
         runner = OnnxRunner(path) if format == "onnx" else OpenVinoRunner(path)
         return lambda x: torch.from_numpy(runner(x.numpy()))
+    if format == "executorch":
+        program = ExecuTorchRunner(path)
+        return lambda x: torch.from_numpy(program(x))
     if format == "torchscript":
         return torch.jit.load(str(path))
     if format == "exported-program":

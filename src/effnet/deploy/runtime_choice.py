@@ -2,12 +2,12 @@
 place for ``effnet predict``, ``effnet serve`` and their ``--runtime`` option.
 
 ``auto`` measures: on the CPU, each installed fp32 runtime (PyTorch with BN folded and
-channels_last, onnxruntime, OpenVINO) runs the model at the caller's batch size, and the
+channels_last, onnxruntime, OpenVINO, ExecuTorch with XNNPACK) runs the model at the caller's batch size, and the
 fastest is kept. Which one wins depends on the CPU (on an AVX2-only EPYC onnxruntime, on
 AVX-512 parts often OpenVINO; docs/deploy.md), so it is measured, not assumed. The choice is
 remembered per model, batch, threads and CPU in ``$EFFNET_CACHE/runtime_choice.json``, so
-the measuring happens once. bf16 (``openvino-bf16``) changes the numbers a little and is
-never chosen by ``auto``.
+the measuring happens once. bf16 (``openvino-bf16``) and int8 (``executorch-int8``) change
+the numbers and are never chosen by ``auto``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,15 +29,22 @@ from ..allocator import keep_freed_cpu_memory
 from ..atomic import write_atomic
 from ..data.transforms import input_size
 from ..device import cpu_info
+from .calibration import sample_photos
+from .executorch import ExecuTorchModel, require_executorch
+from .export import export_model
 from .fuse import optimize_for_inference
 from .onnx_cache import model_fingerprint, onnx_model_for, openvino_model_for
 from .timing import seconds_per_call
 
-RUNTIMES = ("auto", "torch", "onnx", "openvino", "openvino-bf16")
+RUNTIMES = ("auto", "torch", "onnx", "openvino", "openvino-bf16", "executorch", "executorch-int8")
 # What each runtime needs installed (None: nothing beyond PyTorch).
-_PACKAGE = {"torch": None, "onnx": "onnxruntime", "openvino": "openvino", "openvino-bf16": "openvino"}
-_EXTRA = {"onnxruntime": "onnx", "openvino": "openvino"}
-AUTO_CANDIDATES = ("onnx", "openvino", "torch")  # fp32 only: auto never changes the numbers
+_PACKAGE = {"torch": None, "onnx": "onnxruntime", "openvino": "openvino", "openvino-bf16": "openvino",
+            "executorch": "executorch", "executorch-int8": "executorch"}
+_EXTRA = {"onnxruntime": "onnx", "openvino": "openvino", "executorch": "executorch"}
+AUTO_CANDIDATES = ("onnx", "openvino", "executorch", "torch")  # fp32 only: auto never changes the numbers
+# int8 calibration for executorch-int8: the first half of `effnet export --int8`'s default
+# images (the same scikit-image crops every int8 path of effnet calibrates on).
+CALIBRATION_IMAGES = 32
 
 
 def installed(runtime: str) -> bool:
@@ -75,12 +83,38 @@ def _build(model: nn.Module, runtime: str, *, cache: bool, threads: int | None, 
     try:
         if runtime == "onnx":
             return onnx_model_for(model, cache=cache, threads=threads, spin=spin)
+        if runtime.startswith("executorch"):
+            return executorch_model_for(model, int8=runtime == "executorch-int8", cache=cache, threads=threads)
         return openvino_model_for(model, cache=cache, threads=threads,
                                   precision="bf16" if runtime == "openvino-bf16" else "f32")
     except (RuntimeError, ValueError) as error:
         message = " ".join(str(error).split())
         name = model.spec.name if getattr(model, "spec", None) is not None else type(model).__name__
-        raise ValueError(f"cannot export {name} to ONNX for {runtime} ({message}); use --runtime torch") from None
+        target = "ExecuTorch" if runtime.startswith("executorch") else "ONNX"
+        raise ValueError(f"cannot export {name} to {target} for {runtime} ({message}); use --runtime torch") from None
+
+
+def executorch_model_for(model: nn.Module, *, int8: bool = False, cache: bool = True,
+                         threads: int | None = None) -> ExecuTorchModel:
+    """``model`` as an XNNPACK ``.pte`` (BN folded, SAME pads fixed at its input size; int8
+    calibrated on :data:`CALIBRATION_IMAGES` sample photos) in ExecuTorch. Lowering takes
+    seconds to a minute, so with ``cache`` the program is kept in ``$EFFNET_CACHE/executorch``
+    under a content hash of the weights; else it goes to a temporary file."""
+    require_executorch()  # fail before exporting when ExecuTorch is missing
+    resolution = input_size(model)
+    calibration = sample_photos(model, CALIBRATION_IMAGES, resolution=resolution) if int8 else None
+    if not cache:
+        with tempfile.TemporaryDirectory(prefix="effnet-executorch-") as tmp:
+            path = Path(tmp) / "model.pte"
+            export_model(model, path, format="executorch", resolution=resolution, calibration=calibration)
+            return ExecuTorchModel(path, model, threads=threads)  # the program is read into memory
+    name = getattr(getattr(model, "spec", None), "name", type(model).__name__)
+    path = (cache_dir() / "executorch" /
+            f"{name}-{resolution}px-{model_fingerprint(model, resolution)}{'-int8' if int8 else ''}.pte")
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        export_model(model, path, format="executorch", resolution=resolution, calibration=calibration)
+    return ExecuTorchModel(path, model, threads=threads)
 
 
 @dataclass
@@ -153,12 +187,16 @@ def runtime_model(model: nn.Module, runtime: str, *, cache: bool = True, threads
                   spin: bool = True, batch: int = 1, log: Callable[[str], None] | None = None) -> nn.Module:
     """The model as the chosen runtime runs it; all give the same classes (ONNX and OpenVINO
     fp32 within ~1e-5 of PyTorch in logits), with the model's own preprocessing.
-    ``auto``: the fastest measured at ``batch`` (:func:`measure_runtimes`), said through
-    ``log``. ``cache=False`` (random weights, never saved) exports to a temporary file
+    ``auto``: the fastest measured at ``batch`` (:func:`measure_runtimes`; ExecuTorch only
+    with ``cache``), said through ``log``. ``cache=False`` (random weights, never saved) exports to a temporary file
     instead of the ONNX cache. ``spin=False`` (servers): onnxruntime's idle threads sleep
     instead of busy-waiting."""
     if runtime == "auto":
-        built, choice = measure_runtimes(model, batch=batch, cache=cache, threads=threads, spin=spin)
+        # Lowering to ExecuTorch takes seconds to a minute: measured only when its program can be
+        # kept (weights that were saved), never paid again for every run of random weights.
+        candidates = AUTO_CANDIDATES if cache else tuple(c for c in AUTO_CANDIDATES if c != "executorch")
+        built, choice = measure_runtimes(model, batch=batch, cache=cache, threads=threads, spin=spin,
+                                         candidates=candidates)
         if log is not None:
             log(choice.describe())
         built.runtime_choice = choice  # type: ignore[assignment]
@@ -166,5 +204,5 @@ def runtime_model(model: nn.Module, runtime: str, *, cache: bool = True, threads
     return _build(model, runtime, cache=cache, threads=threads, spin=spin)
 
 
-__all__ = ["AUTO_CANDIDATES", "RUNTIMES", "Choice", "choose_runtime", "installed", "measure_runtimes",
-           "runtime_model"]
+__all__ = ["AUTO_CANDIDATES", "RUNTIMES", "Choice", "choose_runtime", "executorch_model_for", "installed",
+           "measure_runtimes", "runtime_model"]

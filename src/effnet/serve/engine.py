@@ -1,5 +1,5 @@
 """The inference engine: the model loaded in the runtime ``--runtime`` chooses (onnxruntime,
-OpenVINO or PyTorch) with its threads, and one call from a batch of preprocessed images to
+OpenVINO, ExecuTorch or PyTorch) with its threads, and one call from a batch of preprocessed images to
 logits. Used by the local server's predict step and by each Ray Serve model replica."""
 
 from __future__ import annotations
