@@ -94,10 +94,10 @@ def test_export_cli_writes_fp32_and_int8_programs_checked_against_eager(tmp_path
 def test_int8_program_still_recognises_the_photos(tmp_path: Path) -> None:
     model = lite0_pretrained()
     # The calibration images of every int8 path (scikit-image's photos, then crops of them);
-    # half calibrate, the other half are checked. 128 px keeps the test short.
-    images = sample_photos(model, 32, resolution=128)
+    # half calibrate, the other half are checked (at 128 px only 5 of 10 sure crops kept their class).
+    images = sample_photos(model, 32)
     path = tmp_path / "lite0_int8.pte"
-    export_model(model, path, format="executorch", resolution=128, calibration=images[:16])
+    export_model(model, path, format="executorch", resolution=224, calibration=images[:16])
     assert path.stat().st_size < 8e6  # int8 weights (fp32 Lite0 is ~18 MB)
     runner = ExecuTorchRunner(path)
     with torch.no_grad():

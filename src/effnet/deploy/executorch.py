@@ -98,8 +98,9 @@ def export_executorch(module: nn.Module, path: str | Path, example: torch.Tensor
 
 @contextmanager
 def _quiet_native_stderr() -> Iterator[None]:
-    """The runtime's first start prints cpuinfo's notes about ARM registers it cannot read
-    (harmless on x86) straight to file descriptor 2; they are kept out of effnet's output."""
+    """XNNPACK's first start prints cpuinfo's notes about ARM registers it cannot read
+    (harmless on x86) straight to file descriptor 2; they are kept out of effnet's output (a
+    program that fails to load still raises, with its message)."""
     try:
         saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     except OSError:  # no file descriptors to juggle: let the notes through
@@ -126,13 +127,12 @@ class ExecuTorchRunner:
         if not path.is_file():
             raise FileNotFoundError(f"no ExecuTorch program at {path}; create one with "
                                     "`effnet export MODEL --format executorch -o MODEL.pte`")
-        with _quiet_native_stderr():
-            engine = runtime.Runtime.get()
         if threads:
             from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
             _unsafe_reset_threadpool(int(threads))
         try:
-            self.method = engine.load_program(path).load_method("forward")
+            with _quiet_native_stderr():  # XNNPACK starts cpuinfo when it loads the first program
+                self.method = runtime.Runtime.get().load_program(path).load_method("forward")
         except (RuntimeError, ValueError) as error:
             raise ValueError(f"{path.name} is not an ExecuTorch program this runtime can load ({error})") from None
         self.path = path
