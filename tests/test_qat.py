@@ -57,12 +57,22 @@ def qat_overrides(data_root: Path, float_run: Path, out: Path, name: str, epochs
                    "optim.lr=0.002", "schedule.warmup_epochs=0"]
 
 
-def test_qat_run_folder_and_its_int8_model(data_root: Path, float_run: Path, tmp_path: Path,
-                                           restore_torch_globals) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module")
+def qat_run(data_root: Path, float_run: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A tiny QAT run from the float run (its TrainResult)."""
     require("torchao")
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    try:
+        return train(load_config(None, qat_overrides(data_root, float_run, tmp_path_factory.mktemp("qat"), "qat")))
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def test_qat_run_folder_and_its_int8_model(qat_run) -> None:  # type: ignore[no-untyped-def]
     from effnet.train.qat import QAT_STATE_FILE, int8_model, load_qat_graph
 
-    result = train(load_config(None, qat_overrides(data_root, float_run, tmp_path, "qat")))
+    result = qat_run
     run = result.run_dir
     assert (run / QAT_STATE_FILE).is_file() and (run / "model.safetensors").is_file()
     state, meta = read_weights(run)
@@ -93,6 +103,23 @@ def test_qat_run_folder_and_its_int8_model(data_root: Path, float_run: Path, tmp
     evaluation = evaluate_run(run, device="cpu")
     assert {"fake_quant", "int8"} <= set(evaluation.report()["quantized"])
     assert evaluation.report()["quantized"]["int8"]["top1"] == pytest.approx(result.test["int8_top1"])
+
+
+def test_the_int8_model_runs_in_executorch_with_the_learned_scales(qat_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    require("executorch")
+    from effnet.deploy.qat import executorch_runner, export_int8_executorch
+    from effnet.train.qat import int8_model, load_qat_graph
+
+    int8 = int8_model(load_qat_graph(qat_run.run_dir))
+    pte = export_int8_executorch(int8, tmp_path / "int8.pte", in_chans=1, image_size=12, batch=16)
+    images = torch.randn(16, 1, 12, 12)
+    with torch.no_grad():
+        ours, theirs = int8(images), executorch_runner(pte)(images)
+    # XNNPACK's int8 kernels requantise in integers, PyTorch's reference graph in float: a few
+    # steps of the output grid apart at most.
+    spread = ours.max() - ours.min()
+    assert (ours - theirs).abs().max() <= 0.15 * spread, ((ours - theirs).abs().max(), spread)
+    assert (ours.argmax(1) == theirs.argmax(1)).float().mean() >= 0.8
 
 
 def _bn_buffers(graph: torch.nn.Module) -> dict[str, torch.Tensor]:
