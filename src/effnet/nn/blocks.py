@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .layers import ConvBnAct, DropPath, SqueezeExcite, activation
+from .layers import ConvBnAct, DropPath, SqueezeExcite, activate, activation
 
 
 @dataclass(frozen=True)
@@ -134,12 +134,13 @@ class Bottleneck(nn.Module):
             self.shortcut = nn.Identity()
         self.drop_path = DropPath(args.drop_path_rate) if self.has_skip else nn.Identity()
         self.act = activation(args.act)
+        self.act_name = args.act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv3(self.se(self.conv2(self.conv1(x))))
         if self.has_skip:
             out = self.drop_path.add_to(self.shortcut(x), out)  # drop_path(out) + shortcut, one pass
-        return self.act(out)
+        return activate(out, self.act_name, self.act)
 
 
 class ConvBlock(nn.Module):

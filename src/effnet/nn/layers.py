@@ -46,10 +46,34 @@ def conv2d(in_channels: int, out_channels: int, kernel: int, stride: int = 1, *,
     return nn.Conv2d(in_channels, out_channels, kernel, stride, padding=kernel // 2, groups=groups, bias=bias)
 
 
+# Each activation's module and its functional form (which can work in place).
+_ACTIVATIONS = {"silu": (nn.SiLU, F.silu), "relu": (nn.ReLU, F.relu), "relu6": (nn.ReLU6, F.relu6),
+                "hard_swish": (nn.Hardswish, F.hardswish)}
+
+
 def activation(name: str | None) -> nn.Module:
     if name is None:
         return nn.Identity()
-    return {"silu": nn.SiLU, "relu": nn.ReLU, "relu6": nn.ReLU6, "hard_swish": nn.Hardswish}[name]()
+    return _ACTIVATIONS[name][0]()
+
+
+def overwrite_allowed() -> bool:
+    """True in plain eager inference (no autograd, not tracing, exporting or compiling): a
+    layer may then write its result into a tensor it made itself, as timm's in-place
+    activations do. Each fresh activation-sized buffer costs more than its arithmetic at
+    large batches: glibc serves blocks over 32 MiB with new ``mmap`` pages, so the kernel
+    page-faults and zeroes every 4 KiB of it again on each forward. Graphs that exporters
+    and ``torch.compile`` capture keep the out-of-place ops."""
+    return not (torch.is_grad_enabled() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+                or torch.compiler.is_compiling())
+
+
+def activate(x: torch.Tensor, name: str | None, module: nn.Module) -> torch.Tensor:
+    """``module(x)`` (the activation called ``name``), in place on ``x`` where
+    :func:`overwrite_allowed`: the caller must own ``x``. Same values either way."""
+    if name is not None and type(module) is _ACTIVATIONS[name][0] and overwrite_allowed():
+        return _ACTIVATIONS[name][1](x, inplace=True)
+    return module(x)
 
 
 class ConvBnAct(nn.Module):
@@ -82,7 +106,7 @@ class ConvBnAct(nn.Module):
         return pad_w, pad_w, pad_h, pad_h
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.bn(self.conv(x)))
+        return activate(self.bn(self.conv(x)), self.act_name, self.act)
 
 
 class SqueezeExcite(nn.Module):
@@ -106,7 +130,9 @@ class SqueezeExcite(nn.Module):
         return self.expand(self.act(self.reduce(pooled)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(self.gate_logits(x.mean((2, 3), keepdim=True)))
+        gate = torch.sigmoid(self.gate_logits(x.mean((2, 3), keepdim=True)))
+        # Every block feeds SE a tensor it just made, so inference may scale it in place.
+        return x.mul_(gate) if gate.dtype == x.dtype and overwrite_allowed() else x * gate
 
 
 class DropPath(nn.Module):
@@ -130,7 +156,9 @@ class DropPath(nn.Module):
     def add_to(self, shortcut: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``shortcut + self(x)`` as one ``addcmul`` pass (the same random draw as ``self(x)``)."""
         if not self.training or self.rate == 0.0:
-            return x + shortcut
+            # In place into x, the block's own output, where allowed (same sum either way).
+            fits = shortcut.dtype == x.dtype and shortcut.shape == x.shape
+            return x.add_(shortcut) if fits and overwrite_allowed() else x + shortcut
         return torch.addcmul(shortcut, x, self._mask(x))
 
     def extra_repr(self) -> str:
