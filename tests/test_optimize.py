@@ -120,3 +120,30 @@ def test_a_negative_budget_and_an_unknown_candidate_are_one_line_errors(tmp_path
     assert done.returncode != 0 and ">= 0" in done.stderr and "Traceback" not in done.stderr
     done = _effnet("optimize", "fmnist_s0", "--candidates", "tensorrt int4", "--out", str(tmp_path))
     assert done.returncode != 0 and "unknown or unavailable candidate" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.xdist_group("optimize")
+def test_predict_and_serve_take_an_accuracy_budget(tiny_run: Path, tmp_path: Path) -> None:
+    require("onnxruntime")
+    from effnet import create_model
+    from effnet.optimize import deployed_model
+    from effnet.serve.service import Service
+    from effnet.serve.settings import ServeSettings
+
+    images = tmp_path / "images"
+    images.mkdir()
+    from PIL import Image
+
+    for i in range(3):
+        Image.fromarray(np.full((28, 28), 40 * i, dtype=np.uint8)).save(images / f"{i}.png")
+    done = _effnet("predict", str(images), "--weights", str(tiny_run), "--accuracy-budget", "100", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "accuracy budget of 100.0 points chose" in done.stderr and len(json.loads(done.stdout)) == 3
+    refused = _effnet("predict", str(images), "--weights", str(tiny_run), "--accuracy-budget", "1", "--runtime", "onnx")
+    assert refused.returncode != 0 and "--runtime auto" in refused.stderr and "Traceback" not in refused.stderr
+    model = create_model(None, weights=str(tiny_run)).eval()
+    deployed = deployed_model(model, tiny_run, budget=100.0, batch=3)   # predict measured this: cached
+    service = Service(deployed, ServeSettings(max_batch=3), weights=str(tiny_run))
+    assert deployed.optimize_choice.cached
+    assert service.runtime == deployed.optimize_choice.chosen.name
+    assert service.explain.model is model        # class activation maps still run in PyTorch

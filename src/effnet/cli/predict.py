@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..deploy.runtime_choice import RUNTIMES, choose_runtime, runtime_model
+from ..optimize import deployed_model
 from ..device import resolve_device
 from ..predict import PredictionRecord, expand_inputs, iter_predictions
 from ._format import console, print_json
@@ -36,6 +37,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "OpenVINO (openvino-bf16: bfloat16 where the CPU has it); executorch: an XNNPACK .pte in "
                         "ExecuTorch (cached; executorch-int8: quantised by PT2E, never chosen by auto); torch: "
                         "PyTorch with BN folded and channels_last")
+    p.add_argument("--accuracy-budget", type=float, default=None, metavar="POINTS",
+                   help="with --runtime auto: also int8 and bf16 forms compete, and the fastest whose top-1 stays "
+                        "within POINTS of fp32's wins (scored on a run's minival split, else by agreement with fp32 "
+                        "on photo crops; as `effnet optimize`, measured once and remembered)")
     p.set_defaults(func=run)
 
 
@@ -45,9 +50,15 @@ def run(args: argparse.Namespace) -> int:
     label = model_label(loaded, args.weights)
     items = expand_inputs(args.paths)
     # auto measures at the batch size this run will use.
-    model = runtime_model(loaded, choose_runtime(args.runtime, device), cache=args.weights is not None,
-                          batch=max(1, min(args.batch_size, len(items))),
-                          log=lambda line: print(f"effnet: {line}", file=sys.stderr))
+    batch = max(1, min(args.batch_size, len(items)))
+    log = lambda line: print(f"effnet: {line}", file=sys.stderr)  # noqa: E731
+    if args.accuracy_budget is not None:
+        if args.runtime != "auto" or device.type != "cpu":
+            raise ValueError("--accuracy-budget chooses among CPU runtimes: use it with --runtime auto on the CPU")
+        model = deployed_model(loaded, args.weights, budget=args.accuracy_budget, batch=batch, log=log)
+    else:
+        model = runtime_model(loaded, choose_runtime(args.runtime, device), cache=args.weights is not None,
+                              batch=batch, log=log)
     err = Console(stderr=True)
     records: list[PredictionRecord] = []
     # A bar only helps when it can redraw (a terminal) and there is more than one batch to wait for.

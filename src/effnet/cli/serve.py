@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..deploy.runtime_choice import RUNTIMES
+from ..optimize import deployed_model
 from ..serve.local import serve_local
 from ..serve.ray_backend import serve_ray
 from ..serve.service import Service
@@ -19,6 +20,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--runtime", choices=RUNTIMES, default="auto",
                    help="auto (default): the fastest installed fp32 runtime measured at --max-batch, as `effnet predict` "
                         "(onnx, openvino, executorch, torch; openvino-bf16 and executorch-int8 on request)")
+    p.add_argument("--accuracy-budget", type=float, default=None, metavar="POINTS",
+                   help="with --runtime auto: int8 and bf16 forms compete too; the fastest at --max-batch within "
+                        "POINTS of fp32's top-1 serves (as `effnet optimize`; local backend)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-batch", type=positive_int, default=8, help="images per inference batch (default 8)")
@@ -47,11 +51,19 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model, args.weights)
     cache = args.weights is not None
     if args.backend == "ray":
+        if args.accuracy_budget is not None:
+            raise ValueError("--accuracy-budget is for the local backend; Ray Serve replicas take --runtime "
+                             "(torch, onnx, openvino, openvino-bf16, executorch, executorch-int8)")
         return serve_ray(args.model, args.weights, settings, name=args.name, host=args.host, port=args.port,
                          replicas=args.replicas, max_replicas=args.max_replicas, address=args.ray_address, cache=cache,
                          log=lambda line: print(f"effnet serve: {line}", flush=True),
                          on_ready=lambda: print(f"effnet serve: {args.replicas} Ray Serve replicas on "
                                                 f"http://{args.host}:{args.port}", flush=True))
+    if args.accuracy_budget is not None:
+        if args.runtime != "auto" or args.device not in (None, "cpu"):
+            raise ValueError("--accuracy-budget chooses among CPU runtimes: use it with --runtime auto on the CPU")
+        model = deployed_model(model, args.weights, budget=args.accuracy_budget, batch=args.max_batch,
+                               threads=args.threads or None, log=lambda line: print(f"effnet serve: {line}", flush=True))
     service = Service(model, settings, name=args.name, weights=args.weights, cache=cache)
     if service.engine is not None and service.engine.choice is not None:
         print(f"effnet serve: {service.engine.choice.describe()}", flush=True)

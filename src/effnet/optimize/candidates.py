@@ -8,6 +8,8 @@ as ``run(images) -> logits`` (numpy NCHW float32 in, numpy logits out).
 - ``openvino fp32`` / ``openvino bf16`` / ``openvino int8``: OpenVINO IR; bf16 only where the
   CPU computes it natively (AVX512_BF16 or AMX), since elsewhere OpenVINO falls back to fp32;
   int8 by NNCF post-training quantisation.
+- ``executorch fp32`` / ``executorch int8``: an XNNPACK ``.pte`` (the phone-class runtime);
+  int8 by PT2E with XNNPACK's quantiser (:mod:`effnet.deploy.executorch`).
 
 Every int8 form is calibrated on the same images, never on the images it is judged on.
 """
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..deploy.executorch import ExecuTorchRunner
 from ..deploy.export import export_model
 from ..deploy.fuse import optimize_for_inference
 from ..deploy.openvino import OpenVinoRunner, quantize_openvino
@@ -33,13 +36,13 @@ from ..device import cpu_info
 Run = Callable[[np.ndarray], np.ndarray]
 PRECISIONS = ("fp32", "bf16", "int8")
 # What each runtime needs installed (None: PyTorch itself).
-_PACKAGE = {"torch": None, "onnx": "onnxruntime", "openvino": "openvino"}
+_PACKAGE = {"torch": None, "onnx": "onnxruntime", "openvino": "openvino", "executorch": "executorch"}
 _NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
 
 
 @dataclass(frozen=True)
 class Candidate:
-    runtime: str      # torch | onnx | openvino
+    runtime: str      # torch | onnx | openvino | executorch
     precision: str    # fp32 | bf16 | int8
 
     @property
@@ -76,6 +79,8 @@ def available_candidates(*, int8: bool = True) -> list[Candidate]:
             found.append(Candidate("openvino", "bf16"))
         if int8 and importlib.util.find_spec("nncf") is not None:
             found.append(Candidate("openvino", "int8"))
+    if _installed("executorch"):
+        found += [Candidate("executorch", "fp32")] + ([Candidate("executorch", "int8")] if int8 else [])
     return found
 
 
@@ -135,6 +140,11 @@ class Builder:
                 path, files = self.onnx_fp32(), [self.onnx_fp32()]
             runner = OpenVinoRunner(path, threads=self.threads, precision="bf16" if precision == "bf16" else "f32")
             return Built(candidate, runner, files)
+        if runtime == "executorch":
+            path = self.folder / ("model.int8.pte" if precision == "int8" else "model.pte")
+            export_model(self.model, path, format="executorch", resolution=self.resolution,
+                         calibration=self.calibration if precision == "int8" else None)
+            return Built(candidate, ExecuTorchRunner(path, threads=self.threads), [path])
         raise ValueError(f"unknown runtime {runtime!r}")
 
 

@@ -20,16 +20,18 @@ class InferenceEngine:
                  cache: bool = True, spin: bool = False, batch: int = 8) -> None:
         self.device = resolve_device(device)
         self.threads = threads or os.cpu_count() or 1
-        chosen = choose_runtime(runtime, self.device)
+        deployed = getattr(model, "runtime_name", None)  # already in its runtime (--accuracy-budget)
+        chosen = "torch" if deployed else choose_runtime(runtime, self.device)
         if chosen in ("torch", "auto"):
             torch.set_num_threads(self.threads)
         # spin=False: between batches onnxruntime's threads sleep instead of busy-waiting, so the
         # event loop and the decoders get the cores (measured in docs/serve.md). auto: the
         # fastest runtime measured at the largest batch (``batch``).
-        self.model = runtime_model(model, chosen, cache=cache, threads=self.threads, spin=spin, batch=batch)
+        self.model = model if deployed else runtime_model(model, chosen, cache=cache, threads=self.threads, spin=spin,
+                                                          batch=batch)
         self.choice = getattr(self.model, "runtime_choice", None)
-        self.runtime = self.choice.runtime if self.choice is not None else chosen
-        if self.runtime == "torch":
+        self.runtime = deployed or (self.choice.runtime if self.choice is not None else chosen)
+        if self.runtime == "torch" and not deployed:
             self.model.to(self.device)
         spec = getattr(model, "spec", None)
         self.input_shape = (spec.in_chans if spec is not None else 3, input_size(model), input_size(model))

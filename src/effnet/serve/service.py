@@ -50,7 +50,8 @@ class Service:
         self.preprocess = Preprocess(model, name=self.name, max_pixels=settings.max_pixels, threads=self.threads,
                                      metrics=self.metrics)
         self.postprocess = Postprocess(model, self.name)
-        self.explain = Explain(model)
+        # A model already in its deployed runtime keeps its PyTorch source for class activation maps.
+        self.explain = Explain(getattr(model, "source_model", model))
         self.ready = False
         self.draining = False
         self._watch: asyncio.Task[None] | None = None
