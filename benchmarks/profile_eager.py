@@ -10,8 +10,9 @@ with every op out of place (``overwrite_allowed`` patched off: the layers as the
 inference reused its buffers), so the gain shows in one process. Per contestant: ms per
 batch (median of per-round medians), the ratio to the peer, the minor page faults per
 forward (the kernel mapping and zeroing fresh memory: large blocks come from ``mmap`` and
-go back on free; a count that load from other processes does not move), and the profiler's
-ms per forward by op. Writes ``results/profile_eager/``.
+go back on free; it depends on glibc's adaptive threshold, so on what ran before), the
+activation memory a forward newly allocates (counted op by op: exact, whatever the load),
+and the profiler's ms per forward by op. Writes ``results/profile_eager/``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from unittest import mock
 import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from effnet import create_model
 from effnet.bench.results import write_result
@@ -64,6 +66,32 @@ def runner(model: nn.Module, context: Callable[[], object], x: torch.Tensor) -> 
         with torch.inference_mode(), context():  # type: ignore[operator]
             return model(x)
     return run
+
+
+class FreshActivations(TorchDispatchMode):
+    """GiB of 4-D outputs (spatial extent > 1) that share no storage with an input: the
+    activation memory a forward asks malloc for, in all and in blocks over 32 MiB (glibc's
+    largest mmap threshold: always new pages). A count that load does not move."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gib, self.mmap_gib = 0.0, 0.0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        out = func(*args, **(kwargs or {}))
+        if isinstance(out, torch.Tensor) and out.dim() == 4 and out.shape[-1] * out.shape[-2] > 1:
+            if out.untyped_storage().data_ptr() not in [a.untyped_storage().data_ptr() for a in args
+                                                        if isinstance(a, torch.Tensor)]:
+                size = out.numel() * out.element_size() / 2**30
+                self.gib += size
+                self.mmap_gib += size if size > 1 / 32 else 0.0
+        return out
+
+
+def fresh_activations(run: Callable[[], object]) -> dict[str, float]:
+    with FreshActivations() as mode:
+        run()
+    return {"gib": mode.gib, "over_32_mib_gib": mode.mmap_gib}
 
 
 def faults_per_call(run: Callable[[], object], calls: int = 3) -> int:
@@ -105,6 +133,7 @@ def measure_pair(padding: str, batch: int, args: argparse.Namespace) -> dict[str
         by_op, by_shape = op_profile(run)
         rows.append({"contestant": name, "ms_per_batch": ms[name], "images_per_s": batch / ms[name] * 1e3,
                      "speed_vs_peer": ms[peer] / ms[name], "page_faults_per_forward": faults_per_call(run),
+                     "fresh_activations_per_forward": fresh_activations(run),
                      "round_ms": [t * 1e3 for t in samples[name]], "profile_ms_by_op": by_op,
                      "profile_top_shapes": by_shape})
     return {"padding": padding, "peer": peer, "batch": batch, "max_abs_logit_diff": max_diff, "rows": rows}
@@ -133,9 +162,11 @@ def to_markdown(report: dict[str, object]) -> str:
     for pair in report["pairs"]:  # type: ignore[attr-defined]
         out += [f"### batch {pair['batch']}, {pair['padding']} padding against {pair['peer']} "
                 f"(same weights, max logit diff {pair['max_abs_logit_diff']:.1g})", "",
-                "| contestant | ms per batch | images/s | speed vs timm | page faults per forward |", "|---|---|---|---|---|"]
+                "| contestant | ms per batch | images/s | speed vs timm | page faults per forward "
+                "| new activation GiB per forward (in blocks > 32 MiB) |", "|---|---|---|---|---|---|"]
         out += [f"| {r['contestant']} | {r['ms_per_batch']:.1f} | {r['images_per_s']:.1f} | {r['speed_vs_peer']:.2f}x | "
-                f"{r['page_faults_per_forward']:,} |" for r in pair["rows"]]
+                f"{r['page_faults_per_forward']:,} | {r['fresh_activations_per_forward']['gib']:.2f} "
+                f"({r['fresh_activations_per_forward']['over_32_mib_gib']:.2f}) |" for r in pair["rows"]]
         out += ["", "Profiler, ms per forward (self CPU time; the profiler's overhead included):", "",
                 op_table(pair), ""]
     return "\n".join(out)
