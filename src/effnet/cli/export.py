@@ -12,6 +12,9 @@ from torch import nn
 
 from ..data.transforms import input_size
 from ..deploy.calibration import folder_images, sample_photos
+from ..deploy.quant_options import (BIAS_CORRECTIONS, ONNX_CALIBRATIONS, OPENVINO_CALIBRATIONS, PRESETS, QuantOptions,
+                                    parse_groups)
+from ..deploy.sensitivity import quantize_within_budget
 from ..deploy.executorch import ExecuTorchRunner
 from ..deploy.export import FORMATS, SUFFIXES, export_model, max_abs_diff
 from ..deploy.openvino import OpenVinoRunner, quantize_openvino
@@ -43,6 +46,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "PT2E for --format executorch")
     p.add_argument("--calibration", metavar="FOLDER",
                    help="images for int8 calibration (default: crops of scikit-image's sample photos)")
+    p.add_argument("--calibration-method", choices=sorted(set(ONNX_CALIBRATIONS) | set(OPENVINO_CALIBRATIONS)),
+                   default=None, help="how activation ranges are set: onnx minmax (default) | percentile | entropy; "
+                                      "openvino (NNCF) minmax | mean_minmax | percentile | histogram")
+    p.add_argument("--keep-fp32", default=None, metavar="auto|GROUPS",
+                   help="layer groups left in fp32 (stem, se, stageN, head, classifier, comma-separated), or auto: "
+                        "the fewest groups that keep int8 within --accuracy-budget of fp32, found by measuring")
+    p.add_argument("--accuracy-budget", type=float, default=1.0, metavar="POINTS",
+                   help="with --keep-fp32 auto: points of top-1 agreement with fp32 the int8 model may lose on "
+                        "check images (default 1.0)")
+    p.add_argument("--nncf-preset", choices=PRESETS, default="performance", help="NNCF (openvino): activations "
+                   "symmetric (performance) or asymmetric (mixed)")
+    p.add_argument("--bias-correction", choices=BIAS_CORRECTIONS, default="fast", help="NNCF (openvino) bias correction")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
@@ -58,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
                          "(static quantisation needs fixed pads)")
     if args.calibration and not args.int8:
         raise ValueError("--calibration only applies with --int8 PATH")
+    tuned = args.calibration_method or args.keep_fp32 or args.nncf_preset != "performance" or args.bias_correction != "fast"
+    if tuned and args.format not in ("onnx", "openvino"):
+        raise ValueError("--calibration-method, --keep-fp32, --nncf-preset and --bias-correction apply to --int8 with "
+                         "--format onnx or openvino")
     output = Path(args.output)
     if args.format == "exported-program" and output.suffix != ".pt2":
         raise ValueError(f"an ExportedProgram file must end in .pt2 (torch.export.load insists); got {output.name}")
@@ -81,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"the exported model differs from eager PyTorch by {diff:.2e} (> {TOLERANCE:.0e}); "
                              "please report this with the command you ran")
     if args.int8:
-        record["int8"] = _quantize(model, result.path, Path(args.int8), resolution, args.calibration, args.format)
+        record["int8"] = _quantize(model, result.path, Path(args.int8), resolution, args)
     if args.json:
         print_json(record)
     else:
@@ -96,19 +115,30 @@ def _size_mb(path: Path) -> float:
     return round((path.stat().st_size + (weights.stat().st_size if weights and weights.exists() else 0)) / 2**20, 2)
 
 
-def _quantize(model: nn.Module, fp32: Path, int8: Path, resolution: int, folder: str | None,
-              format: str) -> dict[str, object]:
-    images = (folder_images(model, folder, resolution=resolution) if folder
-              else sample_photos(model, 64, resolution=resolution))
-    # Calibrate on half, check agreement with fp32 on the other half (images it did not see).
+def _quantize(model: nn.Module, fp32: Path, int8: Path, resolution: int, args: argparse.Namespace) -> dict[str, object]:
+    format = args.format
+    images = (folder_images(model, args.calibration, resolution=resolution) if args.calibration
+              else sample_photos(model, 96 if args.keep_fp32 == "auto" else 64, resolution=resolution))
+    # Calibrate on half, check agreement with fp32 on the other half (images it did not see);
+    # with --keep-fp32 auto a third calibrates, a third chooses the groups, a third checks.
     half = max(1, len(images) // 2)
+    record: dict[str, object] = {}
     if format == "executorch":  # PT2E quantises the model, not a file: export it again
         export_model(model, int8, format=format, resolution=resolution, calibration=images[:half])
+    elif args.keep_fp32 == "auto":
+        third = max(1, len(images) // 3)
+        options = QuantOptions(args.calibration_method, (), args.nncf_preset, args.bias_correction)
+        found = quantize_within_budget(fp32, int8, images[:third], images[third:2 * third], runtime=format,
+                                       options=options, budget=args.accuracy_budget / 100)
+        record.update(kept_fp32=list(found.keep_fp32), within_budget_on_choosing_images=found.within_budget)
+        half = 2 * third
     else:
-        (quantize_onnx if format == "onnx" else quantize_openvino)(fp32, int8, images[:half])
+        options = QuantOptions(args.calibration_method, parse_groups(args.keep_fp32 or ""), args.nncf_preset,
+                               args.bias_correction)
+        (quantize_onnx if format == "onnx" else quantize_openvino)(fp32, int8, images[:half], options=options)
     held_out = images[half:] if len(images) > 1 else images
     runner = {"onnx": OnnxRunner, "openvino": OpenVinoRunner, "executorch": ExecuTorchRunner}[format]
     a = agreement(runner(fp32)(held_out), runner(int8)(held_out))
-    return {"output": str(int8), "size_mb": _size_mb(int8), "calibration_images": half,
+    return {"output": str(int8), "size_mb": _size_mb(int8), "calibration_images": half, **record,
             "top1_agreement_with_fp32": a.top1_agreement, "images_checked": a.images,
             "top1_agreement_confident": a.top1_agreement_confident, "confident_images": a.confident_images}
