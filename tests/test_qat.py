@@ -224,3 +224,27 @@ def test_qat_under_ddp_is_refused_before_anything_is_built(tmp_path: Path) -> No
     config = load_config(None, ["quant.qat=true", "model.weights=RUN", "train.ema_decay=0", f"run.out_dir={tmp_path}"])
     with pytest.raises(ConfigError, match="quant.qat=true trains the exported graph in one process"):
         prepare_run(config, DistInfo(rank=0, world_size=2), None, None)
+
+
+def test_optimize_offers_the_runs_learned_int8(qat_run) -> None:  # type: ignore[no-untyped-def]
+    require("onnxruntime")
+    require("onnxscript")
+    from effnet.optimize import choose
+    from effnet.optimize.candidates import Candidate
+    from effnet.optimize.evaluation import Evaluation
+    from effnet.train.qat import int8_model
+
+    run = qat_run.run_dir
+    model = create_model(None, weights=run).eval()
+    images = torch.randn(48, 1, 12, 12, generator=torch.Generator().manual_seed(3)).numpy()
+    with torch.no_grad():
+        learned = int8_model(run)(torch.from_numpy(images)).argmax(1).numpy()
+    # Scored against the run's own int8 classes: the exported QDQ graph must give them back.
+    evaluation = Evaluation("agreement with the QAT int8 graph", images, learned, images[:4], "random images")
+    qat = Candidate("onnx", "int8-qat")
+    choice = choose(model, evaluation, resolution=12, batch=4, budget=100.0, candidates=[qat], rounds=1,
+                    min_time=0.01, use_cache=False, qat_run=run)
+    scores = {r.name: r.score for r in choice.rows}
+    assert scores["onnx int8-qat"] >= 90.0, scores
+    with pytest.raises(ValueError, match="quantisation-aware training run"):
+        choose(model, evaluation, resolution=12, batch=4, budget=100.0, candidates=[qat], use_cache=False)

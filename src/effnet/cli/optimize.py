@@ -13,6 +13,7 @@ from ..data.transforms import input_size
 from ..optimize import (available_candidates, choose, is_run, keep_files, parse_candidates, run_minival, unlabelled,
                         write_report)
 from ..optimize.report import COLUMNS, table_rows
+from ..train.qat import is_qat_run
 from ._format import print_table
 from ._model import WEIGHTS_HELP, load_model, model_label, positive_int
 
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     with console.status("optimize") as status:
         choice = choose(model, evaluation, resolution=resolution, batch=args.batch, budget=args.accuracy_budget,
                         candidates=args.candidates, threads=args.threads, use_cache=not args.no_cache,
+                        qat_run=Path(args.weights) if args.weights and is_qat_run(args.weights) else None,
                         step=lambda text: status.update(f"optimize: {text}"))
     try:
         kept = keep_files(choice, args.out)

@@ -11,7 +11,10 @@ as ``run(images) -> logits`` (numpy NCHW float32 in, numpy logits out).
 - ``executorch fp32`` / ``executorch int8``: an XNNPACK ``.pte`` (the phone-class runtime);
   int8 by PT2E with XNNPACK's quantiser (:mod:`effnet.deploy.executorch`).
 
-Every int8 form is calibrated on the same images, never on the images it is judged on.
+- ``onnx int8-qat``: for a quantisation-aware training run, its own int8 graph with the ranges
+  it learned, exported as ONNX QDQ (:mod:`effnet.deploy.qat`); nothing is calibrated again.
+
+Every calibrated int8 form is calibrated on the same images, never on the images it is judged on.
 """
 
 from __future__ import annotations
@@ -29,12 +32,14 @@ from ..deploy.executorch import ExecuTorchRunner
 from ..deploy.export import export_model
 from ..deploy.fuse import optimize_for_inference
 from ..deploy.openvino import OpenVinoRunner, quantize_openvino
+from ..deploy.qat import export_int8_onnx
 from ..deploy.quantize import quantize_onnx
 from ..deploy.runtime import OnnxRunner
 from ..device import cpu_info
+from ..train.qat import int8_model
 
 Run = Callable[[np.ndarray], np.ndarray]
-PRECISIONS = ("fp32", "bf16", "int8")
+PRECISIONS = ("fp32", "bf16", "int8", "int8-qat")
 # What each runtime needs installed (None: PyTorch itself).
 _PACKAGE = {"torch": None, "onnx": "onnxruntime", "openvino": "openvino", "executorch": "executorch"}
 _NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
@@ -64,15 +69,22 @@ def _installed(runtime: str) -> bool:
     return package is None or importlib.util.find_spec(package) is not None
 
 
+def _installed_module(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
 def native_bf16() -> bool:
     return any(flag in cpu_info().flags for flag in _NATIVE_BF16)
 
 
-def available_candidates(*, int8: bool = True) -> list[Candidate]:
-    """Every runtime x precision that is installed and runs natively on this CPU."""
+def available_candidates(*, int8: bool = True, qat: bool = False) -> list[Candidate]:
+    """Every runtime x precision that is installed and runs natively on this CPU (with ``qat``,
+    the run's own learned int8 too)."""
     found = [Candidate("torch", "fp32")]
     if _installed("onnx"):
         found += [Candidate("onnx", "fp32")] + ([Candidate("onnx", "int8")] if int8 else [])
+        if int8 and qat and _installed_module("onnxscript"):
+            found.append(Candidate("onnx", "int8-qat"))
     if _installed("openvino"):
         found.append(Candidate("openvino", "fp32"))
         if native_bf16():
@@ -86,9 +98,9 @@ def available_candidates(*, int8: bool = True) -> list[Candidate]:
 
 def parse_candidates(text: str) -> list[Candidate]:
     """``"onnx int8,openvino fp32"`` (or ``onnx-int8``) -> candidates, each checked."""
-    known = {c.name: c for c in available_candidates()}
+    known = {c.name: c for c in available_candidates(qat=True)}
     chosen = []
-    for word in (w.strip().replace("-", " ") for w in text.split(",") if w.strip()):
+    for word in (w.strip().replace("-", " ", 1) for w in text.split(",") if w.strip()):
         if word not in known:
             raise ValueError(f"unknown or unavailable candidate {word!r} here; choose from {', '.join(known)}")
         chosen.append(known[word])
@@ -111,9 +123,9 @@ class Builder:
     ONNX and OpenVINO forms start from, is made once."""
 
     def __init__(self, model: nn.Module, folder: Path, resolution: int, calibration: np.ndarray,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, qat_run: Path | None = None) -> None:
         self.model, self.folder, self.resolution = model.eval(), Path(folder), resolution
-        self.calibration, self.threads = calibration, threads
+        self.calibration, self.threads, self.qat_run = calibration, threads, qat_run
         self._onnx: Path | None = None
 
     def onnx_fp32(self) -> Path:
@@ -126,6 +138,12 @@ class Builder:
         runtime, precision = candidate.runtime, candidate.precision
         if runtime == "torch":
             return Built(candidate, _torch_run(self.model))
+        if runtime == "onnx" and precision == "int8-qat":
+            if self.qat_run is None:
+                raise ValueError("onnx int8-qat needs a quantisation-aware training run (quant.qat=true)")
+            path = export_int8_onnx(int8_model(self.qat_run), self.folder / "model.int8-qat.onnx",
+                                    in_chans=self.model.spec.in_chans, image_size=self.resolution)
+            return Built(candidate, OnnxRunner(path, threads=self.threads), [path])
         if runtime == "onnx":
             path = self.onnx_fp32()
             if precision == "int8":

@@ -86,13 +86,15 @@ def _time(built: dict[str, Built], x: np.ndarray, rounds: int, min_time: float) 
 
 def choose(model: nn.Module, evaluation: Evaluation, *, resolution: int, batch: int = 32,
            budget: float | None = None, candidates: list[Candidate] | None = None, threads: int | None = None,
-           rounds: int = 3, min_time: float = 0.5, use_cache: bool = True,
+           rounds: int = 3, min_time: float = 0.5, use_cache: bool = True, qat_run: Path | None = None,
            step: Callable[[str], None] | None = None) -> Choice:
     """Build, score and time every candidate; the fastest within ``budget`` points of eager
     fp32's score (only fp32 forms when ``budget`` is None). ``step`` hears each stage."""
-    candidates = list(candidates or available_candidates(int8=budget is not None))
+    candidates = list(candidates or available_candidates(int8=budget is not None, qat=qat_run is not None))
     if budget is None:
         candidates = [c for c in candidates if c.precision == "fp32"]
+    if any(c.precision == "int8-qat" for c in candidates) and qat_run is None:
+        raise ValueError("the int8-qat candidates need a quantisation-aware training run (quant.qat=true)")
     if budget is not None and budget < 0:
         raise ValueError(f"the accuracy budget is points of top-1 one may lose, >= 0; got {budget}")
     if REFERENCE not in candidates:
@@ -102,7 +104,7 @@ def choose(model: nn.Module, evaluation: Evaluation, *, resolution: int, batch: 
     path = cache_dir() / CHOICES_FILE
     known = _load(path).get(key) if use_cache else None
     folder = Path(tempfile.mkdtemp(prefix="effnet-optimize-"))
-    builder = Builder(model, folder, resolution, evaluation.calibration, threads)
+    builder = Builder(model, folder, resolution, evaluation.calibration, threads, qat_run)
     if known is not None:  # measured before: build only the chosen form
         rows = [Row(**r) for r in known["rows"]]
         chosen = next(r for r in rows if r.chosen)

@@ -7,11 +7,13 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 from torch import nn
 
 from ..data.transforms import input_size
 from ..deploy.runtime import RuntimeModel
+from ..train.qat import is_qat_run
 from .choose import Choice, choose
 from .evaluation import is_run, run_minival, unlabelled
 
@@ -32,7 +34,9 @@ def deployed_model(model: nn.Module, weights: str | os.PathLike[str] | None, *, 
     ``optimize_choice``."""
     resolution = input_size(model)
     evaluation = run_minival(weights, model) if is_run(weights) else unlabelled(model, resolution)
-    choice = choose(model.eval(), evaluation, resolution=resolution, batch=batch, budget=budget, threads=threads)
+    qat_run = Path(weights) if weights is not None and is_qat_run(weights) else None
+    choice = choose(model.eval(), evaluation, resolution=resolution, batch=batch, budget=budget, threads=threads,
+                    qat_run=qat_run)
     if choice.workdir is not None:  # every runtime has read its file into memory
         shutil.rmtree(choice.workdir, ignore_errors=True)
     if log is not None:
