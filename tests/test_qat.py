@@ -4,8 +4,6 @@ resume of a cut QAT run, and one-line errors for configs QAT cannot run."""
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ import torch
 
 from effnet import create_model
 from effnet.cli import main as cli_main
+from effnet.train import epochs
 from effnet.train.checkpoint import load_checkpoint
 from effnet.train.config import ConfigError
 from effnet.train.config_files import load_config
@@ -177,15 +176,25 @@ def test_a_cut_qat_run_resumes_exactly(data_root: Path, float_run: Path, tmp_pat
     reference = train(load_config(None, qat_overrides(data_root, float_run, tmp_path, "whole", epochs=3) + extra))
     step = Engine.train_step
     calls = {"n": 0}
+    # What SIGTERM's handler does: set the loop's stop flag. (A real signal is delivered in
+    # tests/test_train_loop.py, to a subprocess: a pytest-xdist worker may run a test off the
+    # main thread, where no handler can be installed and the signal would end the worker.)
+    guards: list[epochs._StopOnSigterm] = []
+    enter = epochs._StopOnSigterm.__enter__
+
+    def remember(self):  # type: ignore[no-untyped-def]
+        guards.append(self)
+        return enter(self)
 
     def cut_in_epoch_two(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] == 9:  # 6 steps an epoch: the third step of epoch 2, whose BN is frozen
-            os.kill(os.getpid(), signal.SIGTERM)
+            guards[-1].requested = True
         return step(self, *args, **kwargs)
 
     config = load_config(None, qat_overrides(data_root, float_run, tmp_path, "cut", epochs=3) + extra)
     monkeypatch.setattr(Engine, "train_step", cut_in_epoch_two)
+    monkeypatch.setattr(epochs._StopOnSigterm, "__enter__", remember)
     assert train(config).status == "sigterm"
     monkeypatch.setattr(Engine, "train_step", step)
     resumed = train(config, resume=tmp_path / "cut")
