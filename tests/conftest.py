@@ -27,3 +27,12 @@ def fashion_mnist() -> None:
         find_root(None)
     except (FileNotFoundError, OSError) as error:
         pytest.skip(f"Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist): {error}")
+
+
+@pytest.fixture()
+def restore_torch_globals():  # type: ignore[no-untyped-def]
+    """Tests that train set torch's thread count and determinism; the next test gets them back."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic)

@@ -29,13 +29,6 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_fake_fashion_mnist(tmp_path_factory.mktemp("fmnist"))
 
 
-@pytest.fixture()
-def restore_torch_globals():  # type: ignore[no-untyped-def]
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(deterministic)
-
 
 @pytest.fixture(scope="module")
 def float_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -7,7 +7,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-import torch
 
 from effnet.cli import main as cli_main
 from effnet.train import config as config_module
@@ -17,13 +16,6 @@ from effnet.weights import RunFolder, WeightsError, read_weights
 
 from .test_train_loop import tiny_overrides, write_fake_fashion_mnist
 
-
-@pytest.fixture()
-def restore_torch_globals():  # type: ignore[no-untyped-def]
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(deterministic)
 
 
 def test_a_users_path_resolves_to_its_run_folder(tmp_path: Path) -> None:

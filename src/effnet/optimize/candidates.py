@@ -69,10 +69,6 @@ def _installed(runtime: str) -> bool:
     return package is None or importlib.util.find_spec(package) is not None
 
 
-def _installed_module(name: str) -> bool:
-    return importlib.util.find_spec(name) is not None
-
-
 def native_bf16() -> bool:
     return any(flag in cpu_info().flags for flag in _NATIVE_BF16)
 
@@ -83,7 +79,7 @@ def available_candidates(*, int8: bool = True, qat: bool = False) -> list[Candid
     found = [Candidate("torch", "fp32")]
     if _installed("onnx"):
         found += [Candidate("onnx", "fp32")] + ([Candidate("onnx", "int8")] if int8 else [])
-        if int8 and qat and _installed_module("onnxscript"):
+        if int8 and qat and importlib.util.find_spec("onnxscript") is not None:
             found.append(Candidate("onnx", "int8-qat"))
     if _installed("openvino"):
         found.append(Candidate("openvino", "fp32"))
