@@ -1,5 +1,6 @@
 """One atomic write for every file effnet produces: a reader, another process or a crash sees
-the old file or the new one, never half of one (checkpoints, journals' state, exports, plots).
+the old file or the new one, never half of one (checkpoints, journals' state, exports, plots);
+and one JSON-lines journal append, where a crash loses at most the line being written.
 
 Written here rather than taken from a library: the few that exist (atomicwrites is
 unmaintained) either skip the directory fsync or do not take a writer callback, which
@@ -7,8 +8,10 @@ unmaintained) either skip the directory fsync or do not take a writer callback, 
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,3 +65,33 @@ def _fsync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def append_json_line(path: str | os.PathLike[str], record: dict) -> None:  # type: ignore[type-arg]
+    """Append ``record`` as one line of JSON, flushed and synced: a crash loses at most this line."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as file:
+        file.write(json.dumps(record, sort_keys=True) + "\n")
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def read_json_lines(path: str | os.PathLike[str]) -> list[dict]:  # type: ignore[type-arg]
+    """Every record of a JSON-lines journal (none if it does not exist). A torn line (a kill
+    mid-write) is skipped with a warning that names it."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as error:
+            warnings.warn(f"{path}:{number}: unreadable journal line skipped ({error})", stacklevel=2)
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records

@@ -5,6 +5,8 @@ types, the runtime choice and the benchmarks' peak estimates."""
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
 import platform
 from dataclasses import dataclass
 
@@ -50,4 +52,14 @@ def cpu_info() -> CpuInfo:
                    "|".join(sorted({line for line in lines if line.startswith(("model name", "flags", "Features"))})))
 
 
-__all__ = ["CpuInfo", "cpu_info", "resolve_device"]
+def cpu_id() -> str:
+    """A short name for this CPU: a hash of its model and instruction-set lines."""
+    return hashlib.sha256(cpu_info().fingerprint.encode()).hexdigest()[:12]
+
+
+def measured_on(threads: int | None) -> str:
+    """What a cached measurement is valid for: this CPU and the threads it used (None: every core)."""
+    return f"{cpu_id()}|threads={threads or os.cpu_count()}"
+
+
+__all__ = ["CpuInfo", "cpu_info", "cpu_id", "measured_on", "resolve_device"]

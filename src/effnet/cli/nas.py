@@ -1,11 +1,11 @@
-"""`effnet nas search|retrain|proxy-check|benchmark`: the architecture search that found B0
+"""`effnet nas search|retrain|proxy-check|benchmark|latency-table|latency-check`: the architecture search that found B0
 (MnasNet's space and rewards; docs/search.md). Each takes `--recipe configs/nas/NAME.yaml`."""
 
 from __future__ import annotations
 
 import argparse
 
-from . import search, search_benchmark, search_proxy_check, search_retrain
+from . import _nas_latency, search, search_benchmark, search_proxy_check, search_retrain
 from ._names import add_group
 
 
@@ -18,4 +18,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
          search_proxy_check.configure),
         ("benchmark", "check the search strategies on a published table (NAS-Bench-Graph)",
          search_benchmark.configure),
+        ("latency-table", "measure every piece of a search space in a deployed runtime (batch 1), resumable",
+         _nas_latency.configure_table),
+        ("latency-check", "how well a latency table predicts whole networks measured in its runtime (Kendall tau, "
+                          "MAPE, against MAdds)", _nas_latency.configure_check),
     ])

@@ -29,8 +29,13 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="soft: ACC x (COST/T)^-0.07 (MnasNet, EfficientNet); hard: no gain below T, ^-1 above; "
                         "abs: ACC - 0.07 |COST/T - 1| (TuNAS)")
     p.add_argument("--cost", choices=("madds", "latency"), default="madds",
-                   help="madds (counted from the spec, the EfficientNet search) or latency (ms on this CPU, MnasNet)")
-    p.add_argument("--target-madds", "--target", type=float, default=0.0, dest="target", metavar="T",
+                   help="madds (counted from the spec, the EfficientNet search) or latency (MnasNet: ms predicted by "
+                        "--latency-table in its runtime; without a table, eager PyTorch timed on this CPU)")
+    p.add_argument("--latency-table", default="", metavar="FILE",
+                   help="with --cost latency: a table from `effnet nas latency-table` (the deployed runtime's ms)")
+    p.add_argument("--allow-foreign-table", action="store_true",
+                   help="use a latency table measured on another CPU (its milliseconds will not hold here)")
+    p.add_argument("--target-madds", "--target-ms", "--target", type=float, default=0.0, dest="target", metavar="T",
                    help="T in the cost's unit: MAdds, or ms with --cost latency (default: the skeleton's reference "
                         "network's cost, i.e. the hand-designed base's)")
     p.add_argument("--trials", "--evaluations", type=int, default=100, dest="evaluations", metavar="N",
@@ -51,7 +56,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = SearchConfig(skeleton=args.skeleton, strategy=args.strategy, reward=args.reward, cost=args.cost,
-                          target=args.target, evaluations=args.evaluations, seed=args.seed,
+                          target=args.target, latency_table=args.latency_table,
+                          allow_foreign_table=args.allow_foreign_table, evaluations=args.evaluations, seed=args.seed,
                           controller_lr=args.controller_lr, entropy_weight=args.entropy_weight,
                           controller_batch=args.controller_batch)
     if args.backend == "tune":

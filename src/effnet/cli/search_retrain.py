@@ -31,7 +31,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tolerance", type=float, default=0.1,
                    help="cost tolerance of the random ones and of --near, a fraction (default 0.1)")
     p.add_argument("--random-seed", type=int, default=0, help="seed of the random draw (default 0)")
-    p.add_argument("--no-latency", action="store_true", help="skip the CPU latency column")
+    p.add_argument("--no-latency", action="store_true",
+                   help="skip the latency column (ms in the latency table's runtime when the search had one, "
+                        "else eager PyTorch)")
     add_budget_and_runner(p)
     p.set_defaults(func=run)
 
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
                       randoms=args.randoms, seeds=tuple(seeds), random_seed=args.random_seed,
                       tolerance=args.tolerance, latency=not args.no_latency)
     print_table(f"retrained from scratch ({summary['skeleton']} skeleton, {len(summary['seeds'])} seeds)",
-                ["network", "role", "test top-1", "test reward", "MAdds", "params", "CPU ms"],
+                ["network", "role", "test top-1", "test reward", "MAdds", "params", "ms"],
                 [(r["name"], ROLES[r["role"]],
                   f"{r['test_mean']:.2f}" + (f" ± {r['test_ci95']:.2f}" if r["seeds"] > 1 else ""),
                   "-" if r["test_reward"] is None else f"{r['test_reward']:.4f}",

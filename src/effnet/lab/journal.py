@@ -3,11 +3,11 @@ without recomputing what is already there."""
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
 
+from ..atomic import append_json_line, read_json_lines
 from .trials import TrialResult
 
 
@@ -18,23 +18,15 @@ class Journal:
     def load(self) -> dict[str, TrialResult]:
         """Finished trials by key. A torn last line (a kill mid-write) is skipped with a warning."""
         results: dict[str, TrialResult] = {}
-        if not self.path.exists():
-            return results
-        for number, line in enumerate(self.path.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
+        for number, record in enumerate(read_json_lines(self.path), 1):
             try:
-                result = TrialResult.from_dict(json.loads(line))
+                result = TrialResult.from_dict(record)
             except (ValueError, KeyError, TypeError) as error:
-                warnings.warn(f"{self.path}:{number}: unreadable journal line skipped ({error})", stacklevel=2)
+                warnings.warn(f"{self.path}: unreadable journal record {number} skipped ({error})", stacklevel=2)
                 continue
             results[result.key] = result
         return results
 
     def append(self, result: TrialResult) -> None:
         """One line per trial, flushed and synced so that a crash loses at most that line."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as file:
-            file.write(json.dumps(result.to_dict(), sort_keys=True) + "\n")
-            file.flush()
-            os.fsync(file.fileno())
+        append_json_line(self.path, result.to_dict())

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,15 +30,19 @@ from ..lab.experiments import LabOptions
 from ..lab.journal import Journal
 from ..lab.dispatch import TrialFn, run_trials
 from ..lab.trials import Budget, Trial, TrialResult, train_trial
+from ..spec import NetworkSpec
 from ..spec_json import spec_to_dict, write_spec
 from .controller import make_strategy
 from .latency import cpu_latency_ms
+from .latency_build import measure_networks
+from .latency_table import LatencyTable
 from .rewards import Reward
 from .space import decode, describe, get_skeleton
 from .strategies import Candidate, Strategy
 
 STATE = "search_state.pt"
 BEST = "best.json"
+MEASURED_BEST = 5  # candidates whose predicted latency is checked against the runtime at the end
 
 
 @dataclass(frozen=True)
@@ -46,8 +50,12 @@ class SearchConfig:
     skeleton: str = "fmnist"
     strategy: str = "evolution"
     reward: str = "soft"
-    cost: str = "madds"              # madds (the EfficientNet search) | latency (MnasNet: ms on this CPU)
+    cost: str = "madds"              # madds (the EfficientNet search) | latency (MnasNet: ms)
     target: float = 0.0              # T in the cost's unit; 0: the skeleton's reference network's cost
+    # With cost latency: the table that predicts ms in a deployed runtime (``effnet nas latency-table``);
+    # without one, eager PyTorch on this CPU is timed for every candidate.
+    latency_table: str = ""
+    allow_foreign_table: bool = False
     evaluations: int = 100
     seed: int = 0                    # the strategy's and every trial's seed
     # The controller's settings (ppo, reinforce); None: the tuned defaults (search/controller.py).
@@ -60,6 +68,8 @@ class SearchConfig:
             raise ValueError(f"cost must be madds or latency, got {self.cost!r}")
         if self.evaluations < 1:
             raise ValueError(f"evaluations must be at least 1, got {self.evaluations}")
+        if self.latency_table and self.cost != "latency":
+            raise ValueError("a latency table is the cost of --cost latency; add --cost latency or drop the table")
         if self.strategy not in ("ppo", "reinforce") and self.controller_settings:
             raise ValueError(f"controller settings apply to the ppo and reinforce strategies, not {self.strategy}")
 
@@ -74,21 +84,28 @@ class SearchConfig:
     def same_search(self, saved: dict[str, Any]) -> bool:
         """Whether a saved config is this search's. The controller's settings are checked against
         the restored strategy instead: a state may predate their being part of the config."""
-        mine = {k: v for k, v in asdict(self).items() if k not in _CONTROLLER_FIELDS}
-        return mine == {k: v for k, v in saved.items() if k not in _CONTROLLER_FIELDS}
+        ignored = (*_CONTROLLER_FIELDS, "allow_foreign_table")
+        saved = {**asdict(SearchConfig()), **saved}  # a state written before a setting existed had its default
+        return ({k: v for k, v in asdict(self).items() if k not in ignored}
+                == {k: v for k, v in saved.items() if k not in ignored})
 
 
 _CONTROLLER_FIELDS = ("controller_lr", "entropy_weight", "controller_batch")
 
 
-def cost_of(spec, cost: str) -> float:  # type: ignore[no-untyped-def]
-    return float(count(spec).madds) if cost == "madds" else cpu_latency_ms(spec)
+def cost_function(config: SearchConfig) -> Callable[[NetworkSpec], float]:
+    """The search's cost of a network: MAdds, the latency table's prediction, or eager ms here."""
+    if config.cost == "madds":
+        return lambda spec: float(count(spec).madds)
+    if config.latency_table:
+        return LatencyTable.load(config.latency_table, allow_foreign=config.allow_foreign_table).predict_ms
+    return cpu_latency_ms
 
 
-def default_target(config: SearchConfig) -> float:
+def default_target(config: SearchConfig, cost: Callable[[NetworkSpec], float] | None = None) -> float:
     """The reference network's own cost: the search looks for better networks of its size
     (for the B0 skeleton with MAdds this is B0's 386M, near the paper's T = 400M)."""
-    return config.target or cost_of(get_skeleton(config.skeleton).reference, config.cost)
+    return config.target or (cost or cost_function(config))(get_skeleton(config.skeleton).reference)
 
 
 class SearchState:
@@ -101,7 +118,8 @@ class SearchState:
                  data_dir: str | None = None) -> None:
         self.out, self.config, self.budget, self.data_dir = Path(out), config, budget, data_dir
         self.skeleton = get_skeleton(config.skeleton)
-        self.target = default_target(config)
+        self.cost = cost_function(config)
+        self.target = default_target(config, self.cost)
         self.reward = Reward(config.reward, self.target)
         self.journal = Journal(self.out / "journal.jsonl")
         self.records: list[dict[str, Any]] = []
@@ -133,7 +151,7 @@ class SearchState:
 
     def score(self, trial: Trial, result: TrialResult) -> tuple[float | None, float]:
         """The candidate's cost (None if its training failed) and reward."""
-        cost = cost_of(trial.spec, self.config.cost) if result.top1 is not None else None
+        cost = self.cost(trial.spec) if result.top1 is not None else None
         return cost, self.reward(None if result.top1 is None else result.top1 / 100, cost)
 
     def add(self, candidate: Candidate, result: TrialResult, cost: float | None, reward: float) -> None:
@@ -148,7 +166,22 @@ class SearchState:
         write_candidates(self.out, self.records, self.skeleton)
 
     def summarise(self) -> dict[str, Any]:
-        return summarise(self.out, self.config, self.budget, self.target, self.records, self.skeleton)
+        extra = {"measured_latency": self.measure_best()} if self.config.latency_table else {}
+        return summarise(self.out, self.config, self.budget, self.target, self.records, self.skeleton, extra)
+
+    def measure_best(self, top: int = MEASURED_BEST) -> list[dict[str, Any]]:
+        """The best distinct candidates by reward (and the hand base) exported whole and timed in
+        the latency table's runtime: what the table predicted beside what the runtime does."""
+        table = LatencyTable.load(self.config.latency_table, allow_foreign=self.config.allow_foreign_table)
+        chosen: dict[tuple[int, ...], dict[str, Any]] = {}
+        for record in sorted((r for r in self.records if r["top1"] is not None), key=lambda r: -r["reward"]):
+            chosen.setdefault(tuple(record["tokens"]), record)
+        best = list(chosen.values())[:top]
+        specs = [self.skeleton.reference, *(decode(self.skeleton, r["tokens"]) for r in best)]
+        measured = measure_networks(table.target, specs, self.out / "measured_latency", progress=False)
+        rows = [{"network": "base", "tokens": None, "predicted_ms": table.predict_ms(specs[0]), "measured_ms": measured[0]}]
+        return rows + [{"network": f"evaluation {r['evaluation']}", "tokens": r["tokens"], "reward": r["reward"],
+                        "top1": r["top1"], "predicted_ms": r["cost"], "measured_ms": ms} for r, ms in zip(best, measured[1:])]
 
 
 def run_search(config: SearchConfig, budget: Budget, options: LabOptions, *, round_size: int = 0,
@@ -188,7 +221,7 @@ def write_candidates(out: Path, records: list[dict[str, Any]], skeleton) -> None
 
 
 def summarise(out: Path, config: SearchConfig, budget: Budget, target: float, records: list[dict[str, Any]],
-               skeleton) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+              skeleton, extra: dict[str, Any] | None = None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     best = max(records, key=lambda r: r["reward"])
     seen, best_so_far, running = set(), [], float("-inf")
     for r in records:
@@ -197,7 +230,7 @@ def summarise(out: Path, config: SearchConfig, budget: Budget, target: float, re
         seen.add(r["key"])
     summary = {"config": asdict(config), "budget": asdict(budget), "target": target, "evaluations": len(records),
                "unique_networks": len(seen), "failed": sum(r["top1"] is None for r in records),
-               "best": {**best, "network": describe(skeleton, best["tokens"])}, "best_so_far": best_so_far}
+               "best": {**best, "network": describe(skeleton, best["tokens"])}, "best_so_far": best_so_far, **(extra or {})}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     # The found network, readable by `effnet show`, create_model, `effnet train model.spec=` and the lab.
     found = decode(skeleton, best["tokens"]).replace(name=f"searched_{config.skeleton}_{config.strategy}_s{config.seed}")
@@ -216,7 +249,8 @@ def _plot(path: Path, records: list[dict[str, Any]], target: float, config: Sear
     points = left.scatter([r["cost"] for r in done], [r["top1"] for r in done], c=[r["evaluation"] for r in done],
                           cmap="viridis", s=18)
     left.axvline(target, color="gray", linestyle=":", label="target T")
-    left.set_xlabel("MAdds" if config.cost == "madds" else "latency (ms, this CPU)")
+    runtime = "predicted by the latency table" if config.latency_table else "eager PyTorch, this CPU"
+    left.set_xlabel("MAdds" if config.cost == "madds" else f"latency (ms, {runtime})")
     left.set_ylabel("proxy minival top-1 (%)")
     left.set_title("candidates (colour: order sampled)", fontsize=10)
     fig.colorbar(points, ax=left)

@@ -33,7 +33,9 @@ from ..lab.trials import Budget, Trial, train_trial
 from ..spec import NetworkSpec
 from ..spec_json import write_spec
 from .latency import cpu_latency_ms
-from .loop import STATE, SearchConfig, default_target
+from .latency_build import measure_networks
+from .latency_table import LatencyTable
+from .loop import STATE, SearchConfig, cost_function, default_target
 from .rewards import Reward
 from .space import Skeleton, decode, describe_spec, get_skeleton
 
@@ -110,10 +112,19 @@ def random_same_madds(skeleton: Skeleton, n: int, *, seed: int = 0, tolerance: f
                      f"{draws:,} draws; allow a larger tolerance")
 
 
-def search_reward(searches: Sequence[Search]) -> tuple[Reward, str]:
-    """The first search's reward (its kind and resolved target T) and its cost (madds | latency)."""
+def search_reward(searches: Sequence[Search]) -> tuple[Reward, SearchConfig]:
+    """The first search's reward (its kind and resolved target T) and its settings."""
     config = SearchConfig(**searches[0].config)
-    return Reward(config.reward, default_target(config)), config.cost
+    return Reward(config.reward, default_target(config)), config
+
+
+def latencies(config: SearchConfig, specs: Sequence[NetworkSpec], out: Path, *, progress: bool) -> list[float]:
+    """Measured batch-1 ms of each network: in the latency table's runtime when the search had
+    one (each exported whole, as deployed), else eager PyTorch on one thread."""
+    if not config.latency_table:
+        return [cpu_latency_ms(spec) for spec in specs]
+    table = LatencyTable.load(config.latency_table, allow_foreign=config.allow_foreign_table)
+    return measure_networks(table.target, specs, out / "measured_latency", progress=progress)
 
 
 def contenders(searches: Sequence[Search], *, top: int = 3, near: int = 1, randoms: int = 3, seed: int = 0,
@@ -145,7 +156,8 @@ def retrain(searches: Sequence[str | Path], budget: Budget, options: LabOptions,
     write ``retrain.{json,md,png}`` under ``options.out_dir``; returns the summary."""
     found = [read_search(folder) for folder in searches]
     skeleton, chosen = contenders(found, top=top, near=near, randoms=randoms, seed=random_seed, tolerance=tolerance)
-    reward, cost = search_reward(found)
+    reward, config = search_reward(found)
+    cost = cost_function(config)
     out = Path(options.out_dir)
     trials = [Trial("retrain", c.role, network(skeleton, c), budget, seed, data_dir=options.data_dir,
                     run_dir=str(out / "trials"), labels=(("network", c.name),), on_test=True)
@@ -153,22 +165,24 @@ def retrain(searches: Sequence[str | Path], budget: Budget, options: LabOptions,
     results = run_trials(trials, Journal(out / "journal.jsonl"), workers=options.workers, backend=options.backend,
                          ray_address=options.ray_address, trial_fn=trial_fn, progress=options.progress,
                          description="retraining")
+    specs = [network(skeleton, c) for c in chosen]
+    measured = latencies(config, specs, out, progress=options.progress) if latency else [None] * len(specs)
     rows = []
-    for c in chosen:
+    for c, spec, latency_ms in zip(chosen, specs, measured):
         mine = [r for r in results if r.labels["network"] == c.name]
         tests = [r.test_top1 for r in mine if r.test_top1 is not None]
         mean, std, half = ci95(tests) if tests else (math.nan, math.nan, math.nan)
-        spec = network(skeleton, c)
         counts = count(spec)
-        latency_ms = cpu_latency_ms(spec) if latency else None
-        its_cost = counts.madds if cost == "madds" else latency_ms
+        # The search's own cost (eager ms measured just above when it had no table).
+        its_cost = cost(spec) if config.cost == "madds" or config.latency_table else latency_ms
         rows.append({**asdict(c), "tokens": None if c.tokens is None else list(c.tokens), "network": describe_spec(spec),
                      "seeds": len(tests), "test_top1": tests, "test_mean": mean, "test_std": std, "test_ci95": half,
                      "test_reward": reward(mean / 100, its_cost) if tests and its_cost is not None else None,
                      "minival_mean": _mean([r.top1 for r in mine if r.top1 is not None]),
                      "madds": counts.madds, "params": counts.params, "latency_ms": latency_ms})
     summary = {"searches": [str(s.folder) for s in found], "skeleton": skeleton.name, "budget": asdict(budget),
-               "reward": {"kind": reward.kind, "target": reward.target, "cost": cost},
+               "reward": {"kind": reward.kind, "target": reward.target, "cost": config.cost},
+               "latency": _latency_source(config) if latency else None,
                "seeds": list(seeds), "random_seed": random_seed, "tolerance": tolerance, "rows": rows,
                "failed": [r.key for r in results if r.top1 is None]}
     out.mkdir(parents=True, exist_ok=True)
@@ -182,6 +196,13 @@ def retrain(searches: Sequence[str | Path], budget: Budget, options: LabOptions,
     (out / "retrain.md").write_text(retrain_markdown(summary))
     _plot(out / "retrain.png", rows, skeleton.name)
     return summary
+
+
+def _latency_source(config: SearchConfig) -> str:
+    if not config.latency_table:
+        return "eager PyTorch, batch 1, one thread, BN folded"
+    meta = LatencyTable.load(config.latency_table, allow_foreign=config.allow_foreign_table).meta
+    return f"{meta['runtime']} {meta['precision']}, batch 1, {meta['threads']} thread(s), exported whole"
 
 
 def network(skeleton: Skeleton, contender: Contender) -> NetworkSpec:
@@ -199,11 +220,11 @@ def retrain_markdown(summary: dict[str, Any]) -> str:
     lines = [f"Retrained from scratch on the {summary['skeleton']} skeleton: {b['epochs']} epochs x "
              f"{b['train_subset'] or 'all'} training images, seeds {summary['seeds']}, checkpoint chosen on "
              f"{b['minival']} minival images, test top-1 on the 10,000 test images (95% t-interval over seeds). "
-             "CPU latency: batch 1, one thread, BN folded. Test reward: the search's reward "
+             f"Latency (ms): {summary.get('latency') or 'not measured'}. Test reward: the search's reward "
              f"({summary['reward']['kind']}, T = {summary['reward']['target']:,.0f} {summary['reward']['cost']}) of the "
              "mean test top-1.", "",
              "| network | role | test top-1 (%) | test reward | minival top-1 (%) | search proxy top-1 (%) | MAdds | params | "
-             "CPU ms | stages |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "ms | stages |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in summary["rows"]:
         interval = f" ± {r['test_ci95']:.2f}" if r["seeds"] > 1 else ""
         proxy = f"{r['proxy_top1']:.2f}" if r["proxy_top1"] is not None else "-"

@@ -1,0 +1,175 @@
+"""The latency model of a runtime: pieces of a network, a table built on a tiny skeleton (in
+onnxruntime, seconds), its resume after a cut, its refusal on a foreign CPU, its correction, and
+the search's reward with latency predicted by the table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from effnet import get_spec
+from effnet.cli import main
+from effnet.lab.experiments import LabOptions
+from effnet.lab.trials import Budget
+from effnet.model import build_model
+from effnet.search import latency_build, space
+from effnet.search.latency_build import build_table, sample_networks
+from effnet.search.latency_parts import network_parts, part_module, skeleton_parts
+from effnet.search.latency_runtime import Target
+from effnet.search.latency_table import LatencyTable, LatencyTableError, fit_correction
+from effnet.search.loop import SearchConfig, cost_function, default_target, run_search
+from effnet.search.rewards import Reward
+from effnet.search.space import Skeleton, decode
+
+from .lab_trials import counted_trial
+from .optional import require
+
+TARGET = Target("onnx", "fp32", 1)
+
+
+def tiny_skeleton() -> Skeleton:
+    """One stage of the Fashion-MNIST base at 8 px: a space of a few hundred networks."""
+    spec = get_spec("fmnist_lab")
+    return Skeleton("tiny", spec.replace(stages=spec.stages[:1], resolution=8, bn_momentum=0.1))
+
+
+@pytest.fixture
+def tiny(monkeypatch: pytest.MonkeyPatch) -> Skeleton:
+    monkeypatch.setitem(space.SKELETONS, "tiny", tiny_skeleton)
+    # Short timings: the test checks the bookkeeping, not the milliseconds.
+    real = latency_build.measure_ms
+    monkeypatch.setattr(latency_build, "measure_ms", lambda run, shape: real(run, shape, rounds=1, min_time=0.001))
+    return tiny_skeleton()
+
+
+@pytest.mark.parametrize("name", ["efficientnet_b0", "fmnist_lab"])
+def test_the_pieces_of_a_network_run_in_a_chain_give_the_model_s_output(name: str) -> None:
+    spec = get_spec(name).replace(resolution=33)  # odd: every stride rounds up
+    model = build_model(spec).eval()
+    parts = network_parts(spec)
+    assert len(parts) == sum(stage.repeats for stage in spec.stages) + 2 + bool(spec.head.channels)
+    x = torch.randn(1, spec.in_chans, 33, 33)
+    with torch.no_grad():
+        y = x
+        for part in parts:
+            assert tuple(y.shape[1:]) == part.shape, part.key
+            y = part_module(model, part)(y)
+        torch.testing.assert_close(y, model(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["tiny", "fmnist", "b0"])
+def test_every_network_of_a_space_is_made_of_pieces_the_skeleton_lists(tiny: Skeleton, name: str) -> None:
+    skeleton = space.get_skeleton(name)
+    pieces = skeleton_parts(skeleton)
+    assert {p.key for p in network_parts(skeleton.reference)} <= set(pieces)  # the hand base, in the space or not
+    for tokens in sample_networks(skeleton, 200, seed=5):
+        assert {p.key for p in network_parts(decode(skeleton, tokens))} <= set(pieces)
+
+
+def test_the_correction_recovers_a_known_line() -> None:
+    sums, pieces = [1.0, 2.0, 3.0, 5.0, 8.0, 4.0], [3, 5, 4, 6, 9, 7]
+    measured = [0.8 * s + 0.01 * n + 0.05 for s, n in zip(sums, pieces)]
+    fit = fit_correction(sums, pieces, measured)
+    assert fit["a"] == pytest.approx(0.8) and fit["b"] == pytest.approx(0.01) and fit["c"] == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="at least 4"):
+        fit_correction(sums[:3], pieces[:3], measured[:3])
+
+
+def test_a_table_on_a_tiny_skeleton_predicts_its_networks(tiny: Skeleton, tmp_path: Path) -> None:
+    require("onnxruntime")
+    table = build_table("tiny", TARGET, tmp_path / "tiny.json", fit_networks=5, workers=1, progress=False)
+    assert len(table.entries) == len(skeleton_parts(tiny)) and all(ms > 0 for ms in table.entries.values())
+    assert table.correction is not None and table.correction["networks"] == 5
+    assert table.meta["runtime"].startswith("onnxruntime ") and table.meta["threads"] == 1
+    loaded = LatencyTable.load(tmp_path / "tiny.json")
+    for tokens in sample_networks(tiny, 20, seed=3):
+        spec = decode(tiny, tokens)
+        assert loaded.predict_ms(spec) == pytest.approx(table.predict_ms(spec))
+        total, n = loaded.table_sum(spec)
+        assert total == pytest.approx(sum(loaded.entries[p.key] for p in network_parts(spec))) and n >= 3
+    with pytest.raises(LatencyTableError, match="never measured"):
+        loaded.predict_ms(get_spec("fmnist_lab"))
+
+
+def test_a_cut_build_resumes_and_times_only_what_is_left(tiny: Skeleton, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    require("onnxruntime")
+    timed: list[int] = []
+    measure = latency_build.measure_ms
+
+    def cut_after_30(run, shape):  # type: ignore[no-untyped-def]
+        if len(timed) == 30:
+            raise KeyboardInterrupt
+        timed.append(1)
+        return measure(run, shape)
+
+    monkeypatch.setattr(latency_build, "measure_ms", cut_after_30)
+    with pytest.raises(KeyboardInterrupt):
+        build_table("tiny", TARGET, tmp_path / "t.json", fit_networks=0, workers=1, progress=False)
+    assert not (tmp_path / "t.json").exists()
+    exported = []
+    monkeypatch.setattr(latency_build, "measure_ms", measure)
+    real_export = latency_build._export_one
+    monkeypatch.setattr(latency_build, "_export_one", lambda job: exported.append(job) or real_export(job))
+    table = build_table("tiny", TARGET, tmp_path / "t.json", fit_networks=0, workers=1, progress=False)
+    journal = [json.loads(line) for line in (tmp_path / "t.json.parts" / "journal.jsonl").read_text().splitlines()]
+    keys = [r["key"] for r in journal if "key" in r]
+    assert len(keys) == len(set(keys)) == len(table.entries)  # each piece timed once over both runs
+    assert exported == []  # the cut run had exported every piece before timing began: none is redone
+
+
+def test_a_table_from_another_cpu_or_a_journal_of_other_settings_is_refused(tiny: Skeleton, tmp_path: Path) -> None:
+    require("onnxruntime")
+    build_table("tiny", TARGET, tmp_path / "t.json", fit_networks=0, workers=1, progress=False)
+    data = json.loads((tmp_path / "t.json").read_text())
+    data["meta"]["cpu"] = {"model": "Some Other CPU", "flags": ["avx2"], "fingerprint": "0" * 16}
+    (tmp_path / "t.json").write_text(json.dumps(data))
+    with pytest.raises(LatencyTableError, match="another CPU .*Some Other CPU"):
+        LatencyTable.load(tmp_path / "t.json")
+    assert LatencyTable.load(tmp_path / "t.json", allow_foreign=True).entries
+    assert main(["nas", "search", "tiny", "--cost", "latency", "--latency-table", str(tmp_path / "t.json"),
+                 "--trials", "1", "--out", str(tmp_path / "s")]) == 2
+    with pytest.raises(LatencyTableError, match="other settings"):
+        build_table("tiny", Target("onnx", "fp32", 2), tmp_path / "t.json", fit_networks=0, workers=1, progress=False)
+
+
+def test_the_search_rewards_latency_predicted_by_the_table(tiny: Skeleton, tmp_path: Path) -> None:
+    require("onnxruntime")
+    path = tmp_path / "t.json"
+    table = build_table("tiny", TARGET, path, fit_networks=0, workers=1, progress=False)
+    config = SearchConfig(skeleton="tiny", cost="latency", latency_table=str(path), evaluations=6)
+    assert default_target(config) == pytest.approx(table.predict_ms(tiny.reference))
+    some = decode(tiny, sample_networks(tiny, 1, seed=9)[0])
+    assert cost_function(config)(some) == pytest.approx(table.predict_ms(some))
+    summary = run_search(config, Budget(), LabOptions(tmp_path / "s", progress=False), round_size=3,
+                         trial_fn=counted_trial)
+    reward = Reward("soft", summary["target"])
+    for line in (tmp_path / "s" / "candidates.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        assert record["cost"] == pytest.approx(table.predict_ms(decode(tiny, record["tokens"])))
+        assert record["reward"] == pytest.approx(reward(record["top1"] / 100, record["cost"]))
+    measured = summary["measured_latency"]
+    assert measured[0]["network"] == "base" and all(row["measured_ms"] > 0 for row in measured)
+    hard = Reward("hard", 2.0)
+    assert hard(0.9, 1.0) == pytest.approx(0.9) and hard(0.9, 4.0) == pytest.approx(0.45)
+    with pytest.raises(ValueError, match="--cost latency"):
+        SearchConfig(cost="madds", latency_table=str(path))
+
+
+def test_the_latency_commands_build_and_check_a_table(tiny: Skeleton, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    require("onnxruntime")
+    out = tmp_path / "t.json"
+    assert main(["nas", "latency-table", "tiny", "--runtime", "onnx", "--fit-networks", "4", "--workers", "1",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert "correction from 4 whole networks" in capsys.readouterr().out
+    assert main(["nas", "latency-check", str(out), "--networks", "6", "--seed", "0", "--out", str(tmp_path / "c")]) == 2
+    assert "seed 0 built" in capsys.readouterr().err
+    assert main(["nas", "latency-check", str(out), "--networks", "6", "--workers", "1", "--out", str(tmp_path / "c"),
+                 "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "c" / "latency_check.json").read_text())
+    assert len(summary["rows"]) == 6 and -1 <= summary["tau"]["table"] <= 1 and summary["mape"]["table"] >= 0
+    assert (tmp_path / "c" / "latency_check.png").stat().st_size > 0
