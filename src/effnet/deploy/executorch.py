@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import pt2e
 from ..atomic import write_atomic
 from .runtime import RuntimeModel
 
@@ -52,9 +53,7 @@ def require_executorch():  # type: ignore[no-untyped-def]
 def xnnpack_quantizer():  # type: ignore[no-untyped-def]
     """XNNPACK's int8 scheme: symmetric per-channel weights, per-tensor activations."""
     require_executorch()
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
-                                                                         get_symmetric_quantization_config)
-    return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    return pt2e.xnnpack_quantizer(per_channel=True)[0]
 
 
 def _export(module: nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:

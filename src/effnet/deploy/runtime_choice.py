@@ -12,7 +12,6 @@ the numbers and are never chosen by ``auto``.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -28,7 +27,7 @@ from .._cache import cache_dir
 from ..allocator import keep_freed_cpu_memory
 from ..atomic import write_atomic
 from ..data.transforms import input_size
-from ..device import cpu_info
+from ..device import measured_on
 from .calibration import sample_photos
 from .executorch import ExecuTorchModel, require_executorch
 from .export import export_model
@@ -134,11 +133,8 @@ class Choice:
         return f"runtime auto chose {self.runtime} (batch {self.batch}: {timings}; {how})"
 
 
-def _machine_key(threads: int | None) -> str:
-    return f"{hashlib.sha256(cpu_info().fingerprint.encode()).hexdigest()[:12]}|threads={threads or os.cpu_count()}"
-
-
-def _load_choices(path: Path) -> dict[str, dict]:
+def read_choices(path: Path) -> dict[str, dict]:
+    """A cache of measured choices (key -> record); empty when missing or damaged."""
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -146,7 +142,7 @@ def _load_choices(path: Path) -> dict[str, dict]:
 
 
 def _save_choice(path: Path, key: str, record: dict) -> None:
-    choices = {**_load_choices(path), key: record}
+    choices = {**read_choices(path), key: record}
     write_atomic(path, json.dumps(choices, indent=1))  # two processes never leave half a file
 
 
@@ -158,8 +154,8 @@ def measure_runtimes(model: nn.Module, *, batch: int = 1, cache: bool = True, th
     reused without measuring."""
     resolution = input_size(model)
     record_path = cache_dir() / "runtime_choice.json"
-    key = f"{model_fingerprint(model, resolution)}|batch={batch}|{_machine_key(threads)}" if cache else ""
-    known = _load_choices(record_path).get(key) if cache else None
+    key = f"{model_fingerprint(model, resolution)}|batch={batch}|{measured_on(threads)}" if cache else ""
+    known = read_choices(record_path).get(key) if cache else None
     if known is not None:
         if known["runtime"] in candidates and installed(known["runtime"]):
             built = _build(model, known["runtime"], cache=cache, threads=threads, spin=spin)

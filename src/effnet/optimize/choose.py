@@ -29,8 +29,9 @@ from torch import nn
 from .._cache import cache_dir
 from ..atomic import write_atomic
 from ..deploy.onnx_cache import model_fingerprint
+from ..deploy.runtime_choice import read_choices
 from ..deploy.timing import time_alternately
-from ..device import cpu_info
+from ..device import measured_on
 from .candidates import Builder, Built, Candidate, available_candidates
 from .evaluation import Evaluation, predictions
 
@@ -74,8 +75,7 @@ def _key(model: nn.Module, resolution: int, evaluation: Evaluation, names: list[
          threads: int | None) -> str:
     digest = hashlib.sha256(evaluation.images[:64].tobytes())
     digest.update(json.dumps([evaluation.kind, len(evaluation.images), names, batch, budget]).encode())
-    machine = hashlib.sha256(cpu_info().fingerprint.encode()).hexdigest()[:12]
-    return f"{model_fingerprint(model, resolution)}|{digest.hexdigest()[:16]}|{machine}|threads={threads or os.cpu_count()}"
+    return f"{model_fingerprint(model, resolution)}|{digest.hexdigest()[:16]}|{measured_on(threads)}"
 
 
 def _time(built: dict[str, Built], x: np.ndarray, rounds: int, min_time: float) -> dict[str, float]:
@@ -102,7 +102,7 @@ def choose(model: nn.Module, evaluation: Evaluation, *, resolution: int, batch: 
     torch.set_num_threads(threads or os.cpu_count() or 1)
     key = _key(model, resolution, evaluation, [c.name for c in candidates], batch, budget, threads)
     path = cache_dir() / CHOICES_FILE
-    known = _load(path).get(key) if use_cache else None
+    known = read_choices(path).get(key) if use_cache else None
     folder = Path(tempfile.mkdtemp(prefix="effnet-optimize-"))
     builder = Builder(model, folder, resolution, evaluation.calibration, threads, qat_run)
     if known is not None:  # measured before: build only the chosen form
@@ -123,7 +123,7 @@ def choose(model: nn.Module, evaluation: Evaluation, *, resolution: int, batch: 
     choice = Choice(chosen, rows, batch, budget, f"{evaluation.kind} on {evaluation.source}", len(evaluation.images),
                     built=built[chosen.name], workdir=folder)
     if use_cache:
-        write_atomic(path, json.dumps({**_load(path), key: choice.record()}, indent=1))
+        write_atomic(path, json.dumps({**read_choices(path), key: choice.record()}, indent=1))
     return choice
 
 
@@ -158,13 +158,6 @@ def evaluation_reference(reference: Built, evaluation: Evaluation) -> np.ndarray
     if evaluation.labels is not None:
         return None
     return predictions(reference.run, evaluation.images)
-
-
-def _load(path: Path) -> dict[str, dict]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def keep_files(choice: Choice, out: Path) -> list[Path]:

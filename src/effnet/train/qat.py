@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import pt2e
 from ..factory import create_model
 from ..weights import WeightsError, fetch_weights, read_weights, save_weights
 from ..weights.metadata import WeightsMeta
@@ -58,20 +59,9 @@ def _pt2e() -> Any:
 
 
 def xnnpack_quantizer(*, per_channel: bool = True, qat: bool = True) -> tuple[Any, str]:
-    """XNNPACK's symmetric int8 quantiser (ExecuTorch's; torchao's own copy without ExecuTorch)
-    and which package gave it."""
-    try:
-        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-            XNNPACKQuantizer, get_symmetric_quantization_config)
-        source = "executorch"
-    except ModuleNotFoundError as error:
-        if not (error.name or "").startswith("executorch"):
-            raise
-        _pt2e()
-        from torchao.testing.pt2e._xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
-        source = "torchao"
-    config = get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=qat)
-    return XNNPACKQuantizer().set_global(config), source
+    """XNNPACK's quantiser for fake-quantised training (see :mod:`effnet.pt2e`)."""
+    _pt2e()  # a one-line ConfigError where torchao is missing
+    return pt2e.xnnpack_quantizer(per_channel=per_channel, qat=qat)
 
 
 def prepare_qat(model: nn.Module, image_size: int, *, per_channel: bool = True) -> torch.fx.GraphModule:
