@@ -173,3 +173,9 @@ def test_the_latency_commands_build_and_check_a_table(tiny: Skeleton, tmp_path: 
     summary = json.loads((tmp_path / "c" / "latency_check.json").read_text())
     assert len(summary["rows"]) == 6 and -1 <= summary["tau"]["table"] <= 1 and summary["mape"]["table"] >= 0
     assert (tmp_path / "c" / "latency_check.png").stat().st_size > 0
+    capsys.readouterr()
+    assert main(["nas", "search", "tiny", "--cost", "latency", "--latency-table", str(out), "--trials", "2",
+                 "--epochs", "1", "--train-subset", "256", "--minival", "64", "--workers", "1",
+                 "--out", str(tmp_path / "s")]) == 0
+    printed = capsys.readouterr().out
+    assert "predicted by the latency table against measured" in printed and "base" in printed

@@ -70,6 +70,12 @@ def run(args: argparse.Namespace) -> int:
                 ["reward", "proxy top-1", "cost", "params", "network"],
                 [(f"{best['reward']:.4f}", f"{best['top1']:.2f}", f"{best['cost']:.4g}", f"{best['params']:,}",
                   "\n".join(best["network"]))])
+    measured = summary.get("measured_latency")
+    if measured:
+        print_table("predicted by the latency table against measured in its runtime (batch 1, exported whole)",
+                    ["network", "proxy top-1", "predicted ms", "measured ms"],
+                    [(row["network"], "-" if row.get("top1") is None else f"{row['top1']:.2f}",
+                      f"{row['predicted_ms']:.3f}", f"{row['measured_ms']:.3f}") for row in measured])
     print(f"target T = {summary['target']:.4g} ({args.cost}); candidates: {args.out / 'candidates.jsonl'}, "
           f"plot: {args.out / 'search.png'}, found network: {args.out / 'best.json'} "
           f"(`effnet show {args.out / 'best.json'}`, `effnet lab scaling {args.out / 'best.json'}`)")
