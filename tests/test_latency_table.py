@@ -179,3 +179,25 @@ def test_the_latency_commands_build_and_check_a_table(tiny: Skeleton, tmp_path: 
                  "--out", str(tmp_path / "s")]) == 0
     printed = capsys.readouterr().out
     assert "predicted by the latency table against measured" in printed and "base" in printed
+
+
+def test_an_unsteady_time_is_taken_again_and_a_steady_one_is_kept(tiny: Skeleton, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    require("onnxruntime")
+    calls: list[int] = []
+
+    def bursty(run, shape):  # type: ignore[no-untyped-def]
+        calls.append(1)  # every piece's first measurement has a slow round, the second is steady
+        return (1.0, [1.0, 1.0, 1.5]) if len(calls) % 2 else (1.0, [1.0, 1.01, 0.99])
+
+    monkeypatch.setattr(latency_build, "measure_ms", bursty)
+    table = build_table("tiny", TARGET, tmp_path / "t.json", fit_networks=0, workers=1, progress=False)
+    assert len(calls) == 2 * len(table.entries)
+    records = [json.loads(line) for line in (tmp_path / "t.json.parts" / "journal.jsonl").read_text().splitlines()]
+    assert all(r["tries"] == 2 for r in records if "key" in r)
+    calls.clear()
+    monkeypatch.setattr(latency_build, "measure_ms", lambda run, shape: calls.append(1) or (1.0, [1.0, 2.0]))
+    build_table("tiny", TARGET, tmp_path / "t.json", fit_networks=0, workers=1, progress=False)
+    assert calls == []  # nothing left to time: every piece was steady
+    assert latency_build.steady({"ms": 1.0, "rounds": [1.0, 1.5], "tries": 3})  # three tries: kept as it is
+    assert not latency_build.steady({"ms": 1.0, "rounds": [1.0, 1.5]})
