@@ -35,6 +35,7 @@ from ..spec_json import spec_to_dict, write_spec
 from .controller import make_strategy
 from .latency import cpu_latency_ms
 from .latency_build import measure_networks
+from .latency_parts import network_parts
 from .latency_table import LatencyTable
 from .rewards import Reward
 from .space import decode, describe, get_skeleton
@@ -173,9 +174,10 @@ class SearchState:
         """The best distinct candidates by reward (and the hand base) exported whole and timed in
         the latency table's runtime: what the table predicted beside what the runtime does."""
         table = LatencyTable.load(self.config.latency_table, allow_foreign=self.config.allow_foreign_table)
-        chosen: dict[tuple[int, ...], dict[str, Any]] = {}
+        chosen: dict[str, dict[str, Any]] = {}  # by architecture: tokens that differ only where they do
         for record in sorted((r for r in self.records if r["top1"] is not None), key=lambda r: -r["reward"]):
-            chosen.setdefault(tuple(record["tokens"]), record)
+            pieces = network_parts(decode(self.skeleton, record["tokens"]))  # not matter (a skip on a strided
+            chosen.setdefault("|".join(p.key for p in pieces), record)        # block) are one network
         best = list(chosen.values())[:top]
         specs = [self.skeleton.reference, *(decode(self.skeleton, r["tokens"]) for r in best)]
         measured = measure_networks(table.target, specs, self.out / "measured_latency", progress=False)
