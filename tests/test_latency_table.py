@@ -40,8 +40,8 @@ def tiny_skeleton() -> Skeleton:
 def tiny(monkeypatch: pytest.MonkeyPatch) -> Skeleton:
     monkeypatch.setitem(space.SKELETONS, "tiny", tiny_skeleton)
     # Short timings: the test checks the bookkeeping, not the milliseconds.
-    real = latency_build.measure_ms
-    monkeypatch.setattr(latency_build, "measure_ms", lambda run, shape: real(run, shape, rounds=1, min_time=0.001))
+    real = latency_build.measure_group
+    monkeypatch.setattr(latency_build, "measure_group", lambda runs: real(runs, rounds=1, min_time=0.001, warmup=1))
     return tiny_skeleton()
 
 
@@ -97,27 +97,29 @@ def test_a_table_on_a_tiny_skeleton_predicts_its_networks(tiny: Skeleton, tmp_pa
 def test_a_cut_build_resumes_and_times_only_what_is_left(tiny: Skeleton, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     require("onnxruntime")
-    timed: list[int] = []
-    measure = latency_build.measure_ms
+    timed: list[str] = []
+    measure = latency_build.measure_group
 
-    def cut_after_30(run, shape):  # type: ignore[no-untyped-def]
-        if len(timed) == 30:
+    def cut_after_one_chunk(runs):  # type: ignore[no-untyped-def]
+        if timed:
             raise KeyboardInterrupt
-        timed.append(1)
-        return measure(run, shape)
+        timed.extend(runs)
+        return measure(runs)
 
-    monkeypatch.setattr(latency_build, "measure_ms", cut_after_30)
+    monkeypatch.setattr(latency_build, "measure_group", cut_after_one_chunk)
     with pytest.raises(KeyboardInterrupt):
         build_table("tiny", TARGET, tmp_path / "t.json", fit_networks=0, workers=1, progress=False)
-    assert not (tmp_path / "t.json").exists()
+    assert not (tmp_path / "t.json").exists() and len(timed) == latency_build.CHUNK
     exported = []
-    monkeypatch.setattr(latency_build, "measure_ms", measure)
+    retimed: list[str] = []
+    monkeypatch.setattr(latency_build, "measure_group", lambda runs: retimed.extend(runs) or measure(runs))
     real_export = latency_build._export_one
     monkeypatch.setattr(latency_build, "_export_one", lambda job: exported.append(job) or real_export(job))
     table = build_table("tiny", TARGET, tmp_path / "t.json", fit_networks=0, workers=1, progress=False)
     journal = [json.loads(line) for line in (tmp_path / "t.json.parts" / "journal.jsonl").read_text().splitlines()]
     keys = [r["key"] for r in journal if "key" in r]
     assert len(keys) == len(set(keys)) == len(table.entries)  # each piece timed once over both runs
+    assert not set(retimed) & set(timed) and len(retimed) == len(table.entries) - latency_build.CHUNK
     assert exported == []  # the cut run had exported every piece before timing began: none is redone
 
 
@@ -184,19 +186,20 @@ def test_the_latency_commands_build_and_check_a_table(tiny: Skeleton, tmp_path: 
 def test_an_unsteady_time_is_taken_again_and_a_steady_one_is_kept(tiny: Skeleton, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     require("onnxruntime")
-    calls: list[int] = []
+    calls: list[list[str]] = []
 
-    def bursty(run, shape):  # type: ignore[no-untyped-def]
-        calls.append(1)  # every piece's first measurement has a slow round, the second is steady
-        return (1.0, [1.0, 1.0, 1.5]) if len(calls) % 2 else (1.0, [1.0, 1.01, 0.99])
+    def bursty(runs):  # type: ignore[no-untyped-def]
+        calls.append(list(runs))  # every piece's first measurement has a slow round, the second is steady
+        rounds = [1.0, 1.0, 1.5] if len(calls) % 2 else [1.0, 1.01, 0.99]
+        return {key: (1.0, rounds) for key in runs}
 
-    monkeypatch.setattr(latency_build, "measure_ms", bursty)
+    monkeypatch.setattr(latency_build, "measure_group", bursty)
     table = build_table("tiny", TARGET, tmp_path / "t.json", fit_networks=0, workers=1, progress=False)
-    assert len(calls) == 2 * len(table.entries)
+    assert sum(map(len, calls)) == 2 * len(table.entries)
     records = [json.loads(line) for line in (tmp_path / "t.json.parts" / "journal.jsonl").read_text().splitlines()]
     assert all(r["tries"] == 2 for r in records if "key" in r)
     calls.clear()
-    monkeypatch.setattr(latency_build, "measure_ms", lambda run, shape: calls.append(1) or (1.0, [1.0, 2.0]))
+    monkeypatch.setattr(latency_build, "measure_group", lambda runs: calls.append(list(runs)) or {})
     build_table("tiny", TARGET, tmp_path / "t.json", fit_networks=0, workers=1, progress=False)
     assert calls == []  # nothing left to time: every piece was steady
     assert latency_build.steady({"ms": 1.0, "rounds": [1.0, 1.5], "tries": 3})  # three tries: kept as it is

@@ -5,9 +5,10 @@ Two phases, so that both cores work and no two measurements disturb each other:
 1. export: every piece not yet exported is written for the runtime by ``workers`` processes
    side by side (exports are compute, not measurements); each lands in its own folder by an
    atomic rename, so a cut build never leaves half an export behind;
-2. time: this process loads and times one piece at a time on ``target.threads`` threads,
-   nothing else of the build running, and appends each result to the journal (one synced
-   JSON line: a kill loses at most the piece being timed).
+2. time: this process loads the pieces 40 at a time and times them one call at a time on
+   ``target.threads`` threads, nothing else of the build running, in alternating rounds (a
+   slower spell of the machine falls on all 40 alike, not on a few), then appends each
+   result to the journal (one synced JSON line each: a kill loses at most the 40 being timed).
 
 Started again with the same settings, a build skips every export and every measurement the
 folder already holds; a journal of other settings or from another CPU is refused. The same
@@ -39,12 +40,13 @@ from ..spec import NetworkSpec
 from ..spec_json import spec_from_dict, spec_to_dict
 from ..train.progress_bar import console
 from .latency_parts import Part, part_module, skeleton_parts
-from .latency_runtime import Target, export_piece, load_piece, measure_ms
+from .latency_runtime import Target, export_piece, load_piece, measure_group
 from .latency_table import LatencyTable, LatencyTableError, fit_correction, provenance
 from .space import Skeleton, decode, get_skeleton
 
 MAX_SPREAD = 0.2   # of the median: rounds further apart than this are measured again
 MAX_TRIES = 3
+CHUNK = 40         # pieces timed side by side, then journaled
 
 
 def sample_networks(skeleton: Skeleton, n: int, seed: int) -> list[tuple[int, ...]]:
@@ -98,20 +100,25 @@ class Workbench:
         exported = time.perf_counter() - started
         if unexported:
             os.sync()  # the exports' writeback would otherwise run on the CPU while pieces are timed
-        for key, _spec, part in _bar(todo, progress, f"timing {what} ({self.target.runtime}, one at a time)"):
-            run = load_piece(self.target.file(self.stem(key)), self.target)
-            tries = self.times.get(key, {}).get("tries", 0)
-            record: dict[str, Any] = {}
-            while not steady(record or None) and tries < MAX_TRIES:
-                ms, rounds = measure_ms(run, part.shape)
-                tries += 1
-                record = {"key": key, "ms": ms, "rounds": rounds, "tries": tries}
-            append_json_line(self.journal, record)
-            self.times[key] = record
+        chunks = [todo[i:i + CHUNK] for i in range(0, len(todo), CHUNK)]
+        for chunk in _bar(chunks, progress, f"timing {what} ({self.target.runtime}, {CHUNK} at a time, alternating)"):
+            self._time(chunk)
         if todo:
             append_json_line(self.journal, {"phase": what, "pieces": len(todo), "exported": len(unexported),
                                             "export_s": exported, "total_s": time.perf_counter() - started})
         return {key: self.times[key]["ms"] for key, _, _ in jobs}
+
+    def _time(self, chunk: Sequence[tuple[str, NetworkSpec, Part]]) -> None:
+        """Time a chunk side by side; the unsteady ones again, up to MAX_TRIES; journal each."""
+        runs = {key: (load_piece(self.target.file(self.stem(key)), self.target), part.shape) for key, _, part in chunk}
+        left = dict(runs)
+        while left:
+            for key, (ms, rounds) in measure_group(left).items():
+                tries = self.times.get(key, {}).get("tries", 0) + 1
+                self.times[key] = {"key": key, "ms": ms, "rounds": rounds, "tries": tries}
+            left = {key: run for key, run in left.items() if not steady(self.times[key])}
+        for key in runs:
+            append_json_line(self.journal, self.times[key])
 
 
 def steady(record: dict[str, Any] | None) -> bool:

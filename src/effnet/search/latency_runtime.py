@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from ..deploy.openvino import OpenVinoRunner, export_openvino, quantize_openvino
 from ..deploy.padding import freeze_same_padding
 from ..deploy.quantize import quantize_onnx
 from ..deploy.runtime import OnnxRunner
-from ..deploy.timing import calls_for
+from ..deploy.timing import time_alternately
 
 RUNTIMES = ("executorch", "onnx", "openvino")
 PRECISIONS = ("fp32", "int8")
@@ -99,12 +100,15 @@ def load_piece(path: Path, target: Target):  # type: ignore[no-untyped-def]
     return OpenVinoRunner(path, threads=target.threads)
 
 
-def measure_ms(run, shape: tuple[int, int, int], *, rounds: int = 5, min_time: float = 0.05,  # type: ignore[no-untyped-def]
-               warmup: int = 3) -> tuple[float, list[float]]:
-    """Milliseconds per batch-1 call: the median of ``rounds`` medians of back-to-back calls
-    lasting ``min_time`` seconds each; also every round's median."""
-    x = np.random.default_rng(1).standard_normal((1, *shape)).astype(np.float32)
-    for _ in range(warmup):
-        run(x)
-    rounds_ms = [statistics.median(calls_for(lambda: run(x), min_time)) * 1000 for _ in range(rounds)]
-    return statistics.median(rounds_ms), rounds_ms
+def measure_group(runs: dict[str, tuple[Callable[[np.ndarray], object], tuple[int, int, int]]], *, rounds: int = 5,
+                  min_time: float = 0.05, warmup: int = 3) -> dict[str, tuple[float, list[float]]]:
+    """Milliseconds per batch-1 call of each ``name: (run, input shape)``: every round times
+    each in turn (alternating order, :func:`~effnet.deploy.timing.time_alternately`) for
+    ``min_time`` seconds and keeps the median call; the result is the median round, and every
+    round. Timed side by side like this, a slower spell of the machine falls on all of them
+    instead of on a few."""
+    inputs = {name: np.random.default_rng(1).standard_normal((1, *shape)).astype(np.float32)
+              for name, (_, shape) in runs.items()}
+    work = {name: (lambda run=run, x=inputs[name]: run(x)) for name, (run, _) in runs.items()}
+    samples = time_alternately(work, rounds=rounds, min_time=min_time, warmup=warmup)
+    return {name: (statistics.median(s) * 1000, [t * 1000 for t in s]) for name, s in samples.items()}
