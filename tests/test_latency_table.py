@@ -41,7 +41,7 @@ def tiny(monkeypatch: pytest.MonkeyPatch) -> Skeleton:
     monkeypatch.setitem(space.SKELETONS, "tiny", tiny_skeleton)
     # Short timings: the test checks the bookkeeping, not the milliseconds.
     real = latency_build.measure_group
-    monkeypatch.setattr(latency_build, "measure_group", lambda runs: real(runs, rounds=1, min_time=0.001, warmup=1))
+    monkeypatch.setattr(latency_build, "measure_group", lambda runs, rounds: real(runs, rounds=1, min_time=0.001, warmup=1))
     return tiny_skeleton()
 
 
@@ -100,11 +100,11 @@ def test_a_cut_build_resumes_and_times_only_what_is_left(tiny: Skeleton, tmp_pat
     timed: list[str] = []
     measure = latency_build.measure_group
 
-    def cut_after_one_chunk(runs):  # type: ignore[no-untyped-def]
+    def cut_after_one_chunk(runs, rounds):  # type: ignore[no-untyped-def]
         if timed:
             raise KeyboardInterrupt
         timed.extend(runs)
-        return measure(runs)
+        return measure(runs, rounds)
 
     monkeypatch.setattr(latency_build, "measure_group", cut_after_one_chunk)
     with pytest.raises(KeyboardInterrupt):
@@ -112,7 +112,7 @@ def test_a_cut_build_resumes_and_times_only_what_is_left(tiny: Skeleton, tmp_pat
     assert not (tmp_path / "t.json").exists() and len(timed) == latency_build.CHUNK
     exported = []
     retimed: list[str] = []
-    monkeypatch.setattr(latency_build, "measure_group", lambda runs: retimed.extend(runs) or measure(runs))
+    monkeypatch.setattr(latency_build, "measure_group", lambda runs, rounds: retimed.extend(runs) or measure(runs, rounds))
     real_export = latency_build._export_one
     monkeypatch.setattr(latency_build, "_export_one", lambda job: exported.append(job) or real_export(job))
     table = build_table("tiny", TARGET, tmp_path / "t.json", fit_networks=0, workers=1, progress=False)
@@ -188,10 +188,10 @@ def test_an_unsteady_time_is_taken_again_and_a_steady_one_is_kept(tiny: Skeleton
     require("onnxruntime")
     calls: list[list[str]] = []
 
-    def bursty(runs):  # type: ignore[no-untyped-def]
+    def bursty(runs, rounds):  # type: ignore[no-untyped-def]
         calls.append(list(runs))  # every piece's first measurement has a slow round, the second is steady
         rounds = [1.0, 1.0, 1.5] if len(calls) % 2 else [1.0, 1.01, 0.99]
-        return {key: (1.0, rounds) for key in runs}
+        return {key: rounds for key in runs}
 
     monkeypatch.setattr(latency_build, "measure_group", bursty)
     table = build_table("tiny", TARGET, tmp_path / "t.json", fit_networks=0, workers=1, progress=False)
@@ -199,7 +199,7 @@ def test_an_unsteady_time_is_taken_again_and_a_steady_one_is_kept(tiny: Skeleton
     records = [json.loads(line) for line in (tmp_path / "t.json.parts" / "journal.jsonl").read_text().splitlines()]
     assert all(r["tries"] == 2 for r in records if "key" in r)
     calls.clear()
-    monkeypatch.setattr(latency_build, "measure_group", lambda runs: calls.append(list(runs)) or {})
+    monkeypatch.setattr(latency_build, "measure_group", lambda runs, rounds: calls.append(list(runs)) or {})
     build_table("tiny", TARGET, tmp_path / "t.json", fit_networks=0, workers=1, progress=False)
     assert calls == []  # nothing left to time: every piece was steady
     assert latency_build.steady({"ms": 1.0, "rounds": [1.0, 1.5], "tries": 3})  # three tries: kept as it is

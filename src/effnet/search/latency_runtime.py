@@ -3,13 +3,13 @@
 Each piece is exported the way `effnet export` writes a network (BN folded, SAME pads fixed
 for its input size) to ExecuTorch (XNNPACK), ONNX (onnxruntime) or OpenVINO, in fp32 or in
 that runtime's int8 (calibrated on random inputs: ranges decide accuracy, not speed), then
-loaded with the thread count asked and timed as ``median of rounds`` of back-to-back calls.
+loaded with the thread count asked and timed at batch 1 in rounds of back-to-back calls
+(what a piece's time is made of them: ``latency_build.fastest``).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,14 +101,13 @@ def load_piece(path: Path, target: Target):  # type: ignore[no-untyped-def]
 
 
 def measure_group(runs: dict[str, tuple[Callable[[np.ndarray], object], tuple[int, int, int]]], *, rounds: int = 5,
-                  min_time: float = 0.05, warmup: int = 3) -> dict[str, tuple[float, list[float]]]:
-    """Milliseconds per batch-1 call of each ``name: (run, input shape)``: every round times
-    each in turn (alternating order, :func:`~effnet.deploy.timing.time_alternately`) for
-    ``min_time`` seconds and keeps the median call; the result is the median round, and every
-    round. Timed side by side like this, a slower spell of the machine falls on all of them
-    instead of on a few."""
+                  min_time: float = 0.05, warmup: int = 3) -> dict[str, list[float]]:
+    """Milliseconds per batch-1 call of each ``name: (run, input shape)``, one per round: every
+    round times each in turn (alternating order, :func:`~effnet.deploy.timing.time_alternately`)
+    for ``min_time`` seconds and keeps the median call. Timed side by side like this, a slower
+    spell of the machine falls on all of them instead of on a few."""
     inputs = {name: np.random.default_rng(1).standard_normal((1, *shape)).astype(np.float32)
               for name, (_, shape) in runs.items()}
     work = {name: (lambda run=run, x=inputs[name]: run(x)) for name, (run, _) in runs.items()}
     samples = time_alternately(work, rounds=rounds, min_time=min_time, warmup=warmup)
-    return {name: (statistics.median(s) * 1000, [t * 1000 for t in s]) for name, s in samples.items()}
+    return {name: [t * 1000 for t in s] for name, s in samples.items()}

@@ -217,11 +217,12 @@ def _mean(values: Sequence[float]) -> float:
 
 def retrain_markdown(summary: dict[str, Any]) -> str:
     b = summary["budget"]
+    unit = "ms" if summary["reward"]["cost"] == "latency" else "MAdds"
     lines = [f"Retrained from scratch on the {summary['skeleton']} skeleton: {b['epochs']} epochs x "
              f"{b['train_subset'] or 'all'} training images, seeds {summary['seeds']}, checkpoint chosen on "
              f"{b['minival']} minival images, test top-1 on the 10,000 test images (95% t-interval over seeds). "
              f"Latency (ms): {summary.get('latency') or 'not measured'}. Test reward: the search's reward "
-             f"({summary['reward']['kind']}, T = {summary['reward']['target']:,.0f} {summary['reward']['cost']}) of the "
+             f"({summary['reward']['kind']}, T = {summary['reward']['target']:,.4g} {unit}) of the "
              "mean test top-1.", "",
              "| network | role | test top-1 (%) | test reward | minival top-1 (%) | search proxy top-1 (%) | MAdds | params | "
              "ms | stages |", "|---|---|---|---|---|---|---|---|---|---|"]
