@@ -21,8 +21,8 @@ def configure_table(p: argparse.ArgumentParser) -> None:
                    help="executorch (XNNPACK, the phone-like setting; default), onnx (onnxruntime) or openvino")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32 (default) or the runtime's int8")
     p.add_argument("--threads", type=int, default=1, help="the runtime's threads (default 1; batch is always 1)")
-    p.add_argument("--fit-networks", type=int, default=100,
-                   help="whole networks measured to fit the correction (default 100; 0: the plain sum)")
+    p.add_argument("--fit-networks", type=int, default=200,
+                   help="whole networks measured to fit the correction (default 200; 0: the plain sum)")
     p.add_argument("--seed", type=int, default=0, help="the seed that samples those networks (default 0)")
     p.add_argument("--workers", type=int, default=2,
                    help="processes that export side by side (default 2); timing is always one piece at a time")

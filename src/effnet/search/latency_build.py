@@ -181,7 +181,7 @@ def _export_one(job: tuple[dict[str, Any], Part, Target, str]) -> str:
     return str(final)
 
 
-def build_table(skeleton_name: str, target: Target, out: str | Path, *, fit_networks: int = 100, seed: int = 0,
+def build_table(skeleton_name: str, target: Target, out: str | Path, *, fit_networks: int = 200, seed: int = 0,
                 workers: int = 2, progress: bool = True, command: str = "",
                 limit: Callable[[list[str]], list[str]] | None = None) -> LatencyTable:
     """Measure every piece of the skeleton's space (and ``fit_networks`` whole networks for the
