@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,7 +16,7 @@ from effnet.cli import main
 from effnet.lab.experiments import LabOptions
 from effnet.lab.trials import Budget
 from effnet.model import build_model
-from effnet.search import latency_build, space
+from effnet.search import latency_build, latency_runtime, space
 from effnet.search.latency_build import build_table, sample_networks
 from effnet.search.latency_parts import network_parts, part_module, skeleton_parts
 from effnet.search.latency_runtime import Target
@@ -204,3 +205,29 @@ def test_an_unsteady_time_is_taken_again_and_a_steady_one_is_kept(tiny: Skeleton
     assert calls == []  # nothing left to time: every piece was steady
     assert latency_build.steady({"ms": 1.0, "rounds": [1.0, 1.5], "tries": 3})  # three tries: kept as it is
     assert not latency_build.steady({"ms": 1.0, "rounds": [1.0, 1.5]})
+
+
+@pytest.mark.parametrize("runtime", ["executorch", "onnx", "openvino"])
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_a_piece_exports_loads_and_times_in_every_runtime_and_precision(runtime: str, precision: str,
+                                                                         tmp_path: Path) -> None:
+    require({"executorch": "executorch", "onnx": "onnxruntime", "openvino": "nncf"}[runtime])
+    spec = get_spec("fmnist_lab").replace(resolution=16)
+    model = build_model(spec).eval()
+    part = network_parts(spec)[2]  # a block with SE
+    target = Target(runtime, precision, 1)
+    path = latency_runtime.export_piece(part_module(model, part), part.shape, target, tmp_path / "piece")
+    assert path == target.file(tmp_path / "piece") and path.is_file()
+    run = latency_runtime.load_piece(path, target)
+    x = torch.randn(1, *part.shape)
+    with torch.no_grad():
+        expected = part_module(model, part)(x).numpy()
+    got = run(x.numpy())
+    assert got.shape == expected.shape
+    if precision == "fp32":
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    else:  # int8 calibrated on random inputs: close, not equal
+        assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.9
+    rounds = latency_runtime.measure_group({"piece": (run, part.shape)}, rounds=2, min_time=0.01)["piece"]
+    assert len(rounds) == 2 and all(ms > 0 for ms in rounds)
+    assert target.version().split()[0] == {"executorch": "executorch", "onnx": "onnxruntime", "openvino": "openvino"}[runtime]
