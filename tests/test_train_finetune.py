@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import torch
 
 from effnet.train.checkpoint import load_checkpoint
@@ -20,15 +19,7 @@ def pretrained_lite0():  # type: ignore[no-untyped-def]
     return lite0_pretrained()
 
 
-@pytest.fixture()
-def restore_threads():  # type: ignore[no-untyped-def]
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(deterministic)
-
-
-def test_frozen_backbone_then_unfrozen(tmp_path: Path, restore_threads) -> None:  # type: ignore[no-untyped-def]
+def test_frozen_backbone_then_unfrozen(tmp_path: Path, restore_torch_globals) -> None:  # type: ignore[no-untyped-def]
     pretrained = pretrained_lite0().state_dict()
     data = write_fake_fashion_mnist(tmp_path / "data", n_train=32, n_test=16, size=16)
     overrides = [o for o in tiny_overrides(data, tmp_path, "ft", epochs=1) if not o.startswith(("model.", "data.image"))]

@@ -1,4 +1,4 @@
-"""Building a latency table: export every piece of a search space, then time each one alone.
+"""Building a latency table: export every piece of a search space, then time the pieces.
 
 Two phases, so that both cores work and no two measurements disturb each other:
 
@@ -24,7 +24,7 @@ import multiprocessing
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
@@ -68,10 +68,7 @@ def measure_networks(target: Target, specs: Sequence[NetworkSpec], folder: str |
     """Each network exported whole and timed in ``target`` (ms; journaled in ``folder``), up to
     40 side by side in ``rounds`` alternating rounds."""
     bench = Workbench(Path(folder), target, {"what": "whole networks", **provenance(target)}, rounds=rounds)
-    pieces = [network_piece(spec) for spec in specs]
-    measured = bench.measure([(p.key, spec, p) for p, spec in zip(pieces, specs)], workers=workers, progress=progress,
-                             what="whole networks")
-    return [measured[p.key] for p in pieces]
+    return bench.measure_networks(specs, workers=workers, progress=progress, what="whole networks")
 
 
 class Workbench:
@@ -109,6 +106,13 @@ class Workbench:
             append_json_line(self.journal, {"phase": what, "pieces": len(todo), "exported": len(unexported),
                                             "export_s": exported, "total_s": time.perf_counter() - started})
         return {key: fastest(self.times[key]["rounds"]) for key, _, _ in jobs}
+
+    def measure_networks(self, specs: Sequence[NetworkSpec], *, workers: int, progress: bool, what: str) -> list[float]:
+        """ms of each network, exported whole (in the order given)."""
+        pieces = [network_piece(spec) for spec in specs]
+        measured = self.measure([(p.key, spec, p) for p, spec in zip(pieces, specs)], workers=workers,
+                                progress=progress, what=what)
+        return [measured[p.key] for p in pieces]
 
     def _time(self, chunk: Sequence[tuple[str, NetworkSpec, Part]]) -> None:
         """Time a chunk side by side; the unsteady ones again (their rounds pooled), up to
@@ -182,8 +186,7 @@ def _export_one(job: tuple[dict[str, Any], Part, Target, str]) -> str:
 
 
 def build_table(skeleton_name: str, target: Target, out: str | Path, *, fit_networks: int = 200, seed: int = 0,
-                workers: int = 2, progress: bool = True, command: str = "",
-                limit: Callable[[list[str]], list[str]] | None = None) -> LatencyTable:
+                workers: int = 2, progress: bool = True, command: str = "") -> LatencyTable:
     """Measure every piece of the skeleton's space (and ``fit_networks`` whole networks for the
     correction) in ``target``; write the table to ``out`` and return it. Resumable: the work
     folder ``OUT.parts/`` keeps the exports and the journal."""
@@ -193,17 +196,17 @@ def build_table(skeleton_name: str, target: Target, out: str | Path, *, fit_netw
     header = {"skeleton": skeleton.name, "target": asdict(target), "seed": seed, **provenance(target)}
     bench = Workbench(out.with_name(out.name + ".parts"), target, header)
     pieces = skeleton_parts(skeleton)
-    keys = sorted(pieces) if limit is None else limit(sorted(pieces))
     started = time.perf_counter()
-    entries = bench.measure([(key, *pieces[key]) for key in keys], workers=workers, progress=progress, what="pieces")
+    entries = bench.measure([(key, *pieces[key]) for key in sorted(pieces)], workers=workers, progress=progress,
+                            what="pieces")
     table = LatencyTable(skeleton.name, target, entries, None,
                          {**header, "fit_networks": fit_networks, "command": command, "pieces": len(entries)})
     specs = [decode(skeleton, tokens, name=f"fit{i}") for i, tokens in enumerate(sample_networks(skeleton, fit_networks, seed))]
     if specs:
-        measured = bench.measure([(network_piece(spec).key, spec, network_piece(spec)) for spec in specs],
-                                 workers=workers, progress=progress, what="whole networks for the correction")
+        measured = bench.measure_networks(specs, workers=workers, progress=progress,
+                                          what="whole networks for the correction")
         sums = [table.table_sum(spec) for spec in specs]
-        table.correction = fit_correction([s for s, _ in sums], [n for _, n in sums], list(measured.values()))
+        table.correction = fit_correction([s for s, _ in sums], [n for _, n in sums], measured)
     table.meta["build_s"] = time.perf_counter() - started
     table.save(out)
     return table

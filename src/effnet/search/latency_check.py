@@ -40,7 +40,8 @@ def check_table(table: LatencyTable, out: str | Path, *, networks: int = 100, se
     if seed == table.meta.get("seed"):
         raise LatencyTableError(f"seed {seed} built this table's correction; validate with another (--seed)")
     skeleton = get_skeleton(table.skeleton)
-    specs = [decode(skeleton, tokens, name=f"check{i}") for i, tokens in enumerate(sample_networks(skeleton, networks, seed))]
+    points = sample_networks(skeleton, networks, seed)
+    specs = [decode(skeleton, tokens, name=f"check{i}") for i, tokens in enumerate(points)]
     header = {"skeleton": skeleton.name, "seed": seed, "networks": networks, **provenance(table.target)}
     measured = measure_networks(table.target, specs, out / "parts", workers=workers, progress=progress)
     plain = [table.table_sum(s)[0] for s in specs]
@@ -54,7 +55,7 @@ def check_table(table: LatencyTable, out: str | Path, *, networks: int = 100, se
                  "madds_best_line": _mape(np.polyval([k, m], madds), measured)},
         "measured_ms": {"min": min(measured), "median": float(np.median(measured)), "max": max(measured)},
         "rows": [{"tokens": list(t), "measured_ms": me, "predicted_ms": p, "table_sum_ms": s, "madds": a}
-                 for t, me, p, s, a in zip(sample_networks(skeleton, networks, seed), measured, predicted, plain, madds)],
+                 for t, me, p, s, a in zip(points, measured, predicted, plain, madds)],
     }
     summary["goals_met"] = summary["tau"]["table"] >= GOAL_TAU and summary["mape"]["table"] <= GOAL_MAPE
     (out / "latency_check.json").write_text(json.dumps(summary, indent=1))

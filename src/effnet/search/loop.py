@@ -94,12 +94,20 @@ class SearchConfig:
 _CONTROLLER_FIELDS = ("controller_lr", "entropy_weight", "controller_batch")
 
 
-def cost_function(config: SearchConfig) -> Callable[[NetworkSpec], float]:
-    """The search's cost of a network: MAdds, the latency table's prediction, or eager ms here."""
+def load_table(config: SearchConfig) -> LatencyTable | None:
+    """A latency search's table (refused on another CPU unless allowed), else None."""
+    if not config.latency_table:
+        return None
+    return LatencyTable.load(config.latency_table, allow_foreign=config.allow_foreign_table)
+
+
+def cost_function(config: SearchConfig, table: LatencyTable | None = None) -> Callable[[NetworkSpec], float]:
+    """The search's cost of a network: MAdds, the latency table's prediction (``table``, or the
+    config's loaded), or eager ms here."""
     if config.cost == "madds":
         return lambda spec: float(count(spec).madds)
     if config.latency_table:
-        return LatencyTable.load(config.latency_table, allow_foreign=config.allow_foreign_table).predict_ms
+        return (table or load_table(config)).predict_ms  # type: ignore[union-attr]
     return cpu_latency_ms
 
 
@@ -119,7 +127,8 @@ class SearchState:
                  data_dir: str | None = None) -> None:
         self.out, self.config, self.budget, self.data_dir = Path(out), config, budget, data_dir
         self.skeleton = get_skeleton(config.skeleton)
-        self.cost = cost_function(config)
+        self.table = load_table(config)
+        self.cost = cost_function(config, self.table)
         self.target = default_target(config, self.cost)
         self.reward = Reward(config.reward, self.target)
         self.journal = Journal(self.out / "journal.jsonl")
@@ -173,7 +182,8 @@ class SearchState:
     def measure_best(self, top: int = MEASURED_BEST) -> list[dict[str, Any]]:
         """The best distinct candidates by reward (and the hand base) exported whole and timed in
         the latency table's runtime: what the table predicted beside what the runtime does."""
-        table = LatencyTable.load(self.config.latency_table, allow_foreign=self.config.allow_foreign_table)
+        table = self.table
+        assert table is not None, "measure_best is for a search with a latency table"
         chosen: dict[str, dict[str, Any]] = {}  # by architecture: tokens that differ only where they do
         for record in sorted((r for r in self.records if r["top1"] is not None), key=lambda r: -r["reward"]):
             pieces = network_parts(decode(self.skeleton, record["tokens"]))  # not matter (a skip on a strided

@@ -35,7 +35,7 @@ from ..spec_json import write_spec
 from .latency import cpu_latency_ms
 from .latency_build import measure_networks
 from .latency_table import LatencyTable
-from .loop import STATE, SearchConfig, cost_function, default_target
+from .loop import STATE, SearchConfig, cost_function, default_target, load_table
 from .rewards import Reward
 from .space import Skeleton, decode, describe_spec, get_skeleton
 
@@ -112,18 +112,16 @@ def random_same_madds(skeleton: Skeleton, n: int, *, seed: int = 0, tolerance: f
                      f"{draws:,} draws; allow a larger tolerance")
 
 
-def search_reward(searches: Sequence[Search]) -> tuple[Reward, SearchConfig]:
-    """The first search's reward (its kind and resolved target T) and its settings."""
-    config = SearchConfig(**searches[0].config)
-    return Reward(config.reward, default_target(config)), config
+def search_target(searches: Sequence[Search]) -> float:
+    """The first search's resolved target T, in its cost's unit."""
+    return default_target(SearchConfig(**searches[0].config))
 
 
-def latencies(config: SearchConfig, specs: Sequence[NetworkSpec], out: Path, *, progress: bool) -> list[float]:
+def latencies(table: LatencyTable | None, specs: Sequence[NetworkSpec], out: Path, *, progress: bool) -> list[float]:
     """Measured batch-1 ms of each network: in the latency table's runtime when the search had
     one (each exported whole, as deployed), else eager PyTorch on one thread."""
-    if not config.latency_table:
+    if table is None:
         return [cpu_latency_ms(spec) for spec in specs]
-    table = LatencyTable.load(config.latency_table, allow_foreign=config.allow_foreign_table)
     return measure_networks(table.target, specs, out / "measured_latency", progress=progress)
 
 
@@ -136,7 +134,7 @@ def contenders(searches: Sequence[Search], *, top: int = 3, near: int = 1, rando
         raise ValueError(f"the searches trained only {len(found)} distinct networks; --top {top} needs more")
     chosen = [Contender("found", f"found-{i}", tuple(r["tokens"]), r["top1"], r["reward"])
               for i, r in enumerate(found, 1)]
-    target = search_reward(searches)[0].target
+    target = search_target(searches)
     taken = {c.tokens for c in chosen}
     at_target = sorted((r for r in pooled if abs(r["cost"] / target - 1) <= tolerance and tuple(r["tokens"]) not in taken),
                        key=lambda r: -r["top1"])[:near]
@@ -156,8 +154,10 @@ def retrain(searches: Sequence[str | Path], budget: Budget, options: LabOptions,
     write ``retrain.{json,md,png}`` under ``options.out_dir``; returns the summary."""
     found = [read_search(folder) for folder in searches]
     skeleton, chosen = contenders(found, top=top, near=near, randoms=randoms, seed=random_seed, tolerance=tolerance)
-    reward, config = search_reward(found)
-    cost = cost_function(config)
+    config = SearchConfig(**found[0].config)
+    table = load_table(config)
+    cost = cost_function(config, table)
+    reward = Reward(config.reward, default_target(config, cost))
     out = Path(options.out_dir)
     trials = [Trial("retrain", c.role, network(skeleton, c), budget, seed, data_dir=options.data_dir,
                     run_dir=str(out / "trials"), labels=(("network", c.name),), on_test=True)
@@ -166,7 +166,7 @@ def retrain(searches: Sequence[str | Path], budget: Budget, options: LabOptions,
                          ray_address=options.ray_address, trial_fn=trial_fn, progress=options.progress,
                          description="retraining")
     specs = [network(skeleton, c) for c in chosen]
-    measured = latencies(config, specs, out, progress=options.progress) if latency else [None] * len(specs)
+    measured = latencies(table, specs, out, progress=options.progress) if latency else [None] * len(specs)
     rows = []
     for c, spec, latency_ms in zip(chosen, specs, measured):
         mine = [r for r in results if r.labels["network"] == c.name]
@@ -182,7 +182,7 @@ def retrain(searches: Sequence[str | Path], budget: Budget, options: LabOptions,
                      "madds": counts.madds, "params": counts.params, "latency_ms": latency_ms})
     summary = {"searches": [str(s.folder) for s in found], "skeleton": skeleton.name, "budget": asdict(budget),
                "reward": {"kind": reward.kind, "target": reward.target, "cost": config.cost},
-               "latency": _latency_source(config) if latency else None,
+               "latency": _latency_source(table) if latency else None,
                "seeds": list(seeds), "random_seed": random_seed, "tolerance": tolerance, "rows": rows,
                "failed": [r.key for r in results if r.top1 is None]}
     out.mkdir(parents=True, exist_ok=True)
@@ -198,10 +198,10 @@ def retrain(searches: Sequence[str | Path], budget: Budget, options: LabOptions,
     return summary
 
 
-def _latency_source(config: SearchConfig) -> str:
-    if not config.latency_table:
+def _latency_source(table: LatencyTable | None) -> str:
+    if table is None:
         return "eager PyTorch, batch 1, one thread, BN folded"
-    meta = LatencyTable.load(config.latency_table, allow_foreign=config.allow_foreign_table).meta
+    meta = table.meta
     return f"{meta['runtime']} {meta['precision']}, batch 1, {meta['threads']} thread(s), exported whole"
 
 
