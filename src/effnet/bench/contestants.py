@@ -248,7 +248,7 @@ def inference_runner(contestant: str, setting: Setting, batch: int, workdir: Pat
         with torch.inference_mode():
             return model(x)
 
-    return Timed(_on_device(setting, run))
+    return Timed(_on_device(setting, run), precision="bf16" if setting.device == "cuda" else "fp32")
 
 
 def train_runner(contestant: str, setting: Setting, batch: int) -> Work:

@@ -41,9 +41,9 @@ def run_bench(setting: Setting = Setting(), *, peers: Sequence[str] | None = Non
         cpu_only = (*ONNX_PATHS, *EXECUTORCH_PATHS)
         dropped = [p for p in inference if p in cpu_only]
         inference = [p for p in inference if p not in cpu_only]
-        notes.append(f"CUDA ({torch.cuda.get_device_name()}): every contestant in bf16 autocast and channels_last; "
-                     "memory = torch.cuda.max_memory_allocated" + (f"; left out (CPU-only onnxruntime, OpenVINO, ExecuTorch): "
-                                                                  f"{', '.join(dropped)}" if dropped else ""))
+        left_out = f"; left out (CPU-only onnxruntime, OpenVINO, ExecuTorch): {', '.join(dropped)}" if dropped else ""
+        notes.append(f"CUDA ({torch.cuda.get_device_name()}): every contestant in bf16 autocast (the eager path "
+                     f"NCHW, the others and training channels_last); memory = torch.cuda.max_memory_allocated{left_out}")
     if not peers:
         notes.append(f"no peer architecture known for {spec.name}: absolute numbers only")
     madds = count_madds(spec, setting.resolution)
@@ -70,7 +70,8 @@ def run_bench(setting: Setting = Setting(), *, peers: Sequence[str] | None = Non
         log(f"train: {len(train)} contestants at batch {train_batch}")
         runners = {name: train_runner(name, setting, train_batch) for name in train}
         rows += rows_from("train", train_batch, time_alternately(runners, rounds=rounds, min_time=min_time, warmup=1),
-                      madds * 3)  # forward + two backward products (input and weight gradients)
+                          madds * 3,  # forward + two backward products (input and weight gradients)
+                          {name: "bf16" for name in runners} if setting.device == "cuda" else None)
         del runners
     speedups(rows)
     memory_rows = training_memory(setting, training, peers, train_batch, log) if memory and training and train_batch else []

@@ -34,7 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="image size (default: the model's own resolution)")
     p.add_argument("--threads", type=int, default=2, help="torch and onnxruntime intra-op threads (same for all)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                   help="cuda: every contestant on the GPU in bf16 autocast and channels_last; the onnxruntime "
+                   help="cuda: every contestant on the GPU in bf16 autocast; the onnxruntime "
                         "paths (CPU-only here) are left out")
     p.add_argument("--peers", type=_list, default=None,
                    help="comma-separated, e.g. 'timm:tf_efficientnet_b0,torchvision:efficientnet_b0' "
