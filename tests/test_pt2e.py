@@ -58,3 +58,27 @@ def test_a_saturated_channel_leaves_int8_accurate() -> None:
         theirs = convert_pt2e(plain)(torch.from_numpy(images[32:]))
     assert _sqnr(reference, ours) > 35  # measured 43 dB; XNNPACK alone 25 dB
     assert _sqnr(reference, theirs) < _sqnr(reference, ours) - 10
+
+
+def _dequantised(node: torch.fx.Node) -> bool:
+    return isinstance(node, torch.fx.Node) and "dequantize" in str(node.target)
+
+
+def test_named_groups_stay_fp32() -> None:
+    from effnet.deploy.export import example_input, prepare
+
+    from .test_export import _model
+    module = prepare(_model("fmnist_lab"), 16, dynamic=False)
+    example = example_input(module, 16)
+    images = np.random.default_rng(0).standard_normal((8, *example.shape[1:])).astype(np.float32)
+    graph = quantize_int8(module, example, images, keep_fp32=("stem", "classifier")).graph
+
+    def ops(target: object, group: str) -> list[torch.fx.Node]:
+        return [n for n in graph.nodes if n.target == target
+                and any(name.split(".")[0] == group for name, _ in n.meta.get("nn_module_stack", {}).values())]
+
+    conv, linear = torch.ops.aten.conv2d.default, torch.ops.aten.linear.default
+    assert ops(conv, "stem") and not any(_dequantised(a) for n in ops(conv, "stem") for a in n.args[:2])
+    # the classifier's weights stay fp32 (its input is the pooled int8 activation, dequantised)
+    assert ops(linear, "classifier") and not any(_dequantised(n.args[1]) for n in ops(linear, "classifier"))
+    assert all(_dequantised(n.args[1]) for n in ops(conv, "stages"))  # int8 weights elsewhere

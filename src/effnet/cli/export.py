@@ -14,9 +14,9 @@ from ..data.transforms import input_size
 from ..deploy.calibration import folder_images, sample_photos
 from ..deploy.quant_options import (BIAS_CORRECTIONS, ONNX_CALIBRATIONS, OPENVINO_CALIBRATIONS, PRESETS, QuantOptions,
                                     parse_groups)
-from ..deploy.sensitivity import quantize_within_budget
+from ..deploy.sensitivity import pt2e_within_budget, quantize_within_budget
 from ..deploy.executorch import ExecuTorchRunner
-from ..deploy.export import FORMATS, SUFFIXES, export_model, max_abs_diff
+from ..deploy.export import FORMATS, SUFFIXES, example_input, export_model, max_abs_diff, prepare
 from ..deploy.openvino import OpenVinoRunner, quantize_openvino
 from ..deploy.quantize import agreement, quantize_onnx
 from ..deploy.runtime import OnnxRunner
@@ -51,7 +51,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                       "openvino (NNCF) minmax | mean_minmax | percentile | histogram")
     p.add_argument("--keep-fp32", default=None, metavar="auto|GROUPS",
                    help="layer groups left in fp32 (stem, se, stageN, head, classifier, comma-separated), or auto: "
-                        "the fewest groups that keep int8 within --accuracy-budget of fp32, found by measuring")
+                        "the fewest groups that keep int8 within --accuracy-budget of fp32, found by measuring "
+                        "(every int8 format)")
     p.add_argument("--accuracy-budget", type=float, default=1.0, metavar="POINTS",
                    help="with --keep-fp32 auto: points of top-1 agreement with fp32 the int8 model may lose on "
                         "check images (default 1.0)")
@@ -73,10 +74,12 @@ def run(args: argparse.Namespace) -> int:
                          "(static quantisation needs fixed pads)")
     if args.calibration and not args.int8:
         raise ValueError("--calibration only applies with --int8 PATH")
-    tuned = args.calibration_method or args.keep_fp32 or args.nncf_preset != "performance" or args.bias_correction != "fast"
+    tuned = args.calibration_method or args.nncf_preset != "performance" or args.bias_correction != "fast"
     if tuned and args.format not in ("onnx", "openvino"):
-        raise ValueError("--calibration-method, --keep-fp32, --nncf-preset and --bias-correction apply to --int8 with "
+        raise ValueError("--calibration-method, --nncf-preset and --bias-correction apply to --int8 with "
                          "--format onnx or openvino")
+    if args.keep_fp32 and not args.int8:
+        raise ValueError("--keep-fp32 applies to --int8 PATH")
     output = Path(args.output)
     if args.format == "exported-program" and output.suffix != ".pt2":
         raise ValueError(f"an ExportedProgram file must end in .pt2 (torch.export.load insists); got {output.name}")
@@ -123,14 +126,24 @@ def _quantize(model: nn.Module, fp32: Path, int8: Path, resolution: int, args: a
     # with --keep-fp32 auto a third calibrates, a third chooses the groups, a third checks.
     half = max(1, len(images) // 2)
     record: dict[str, object] = {}
-    if format == "executorch":  # PT2E quantises the model, not a file: export it again
-        export_model(model, int8, format=format, resolution=resolution, calibration=images[:half])
+    if format == "executorch" and args.keep_fp32 == "auto":  # PT2E quantises the model, not a file
+        third = max(1, len(images) // 3)
+        module = prepare(model, resolution, dynamic=False)
+        found = pt2e_within_budget(module, int8, example_input(module, resolution), images[:third],
+                                   images[third:2 * third], budget=args.accuracy_budget / 100)
+        record.update(kept_fp32=list(found.keep_fp32), within_budget_on_choosing_images=found.within_budget,
+                      calibration_images=third)
+        half = 2 * third
+    elif format == "executorch":
+        export_model(model, int8, format=format, resolution=resolution, calibration=images[:half],
+                     keep_fp32=parse_groups(args.keep_fp32 or ""))
     elif args.keep_fp32 == "auto":
         third = max(1, len(images) // 3)
         options = QuantOptions(args.calibration_method, (), args.nncf_preset, args.bias_correction)
         found = quantize_within_budget(fp32, int8, images[:third], images[third:2 * third], runtime=format,
                                        options=options, budget=args.accuracy_budget / 100)
-        record.update(kept_fp32=list(found.keep_fp32), within_budget_on_choosing_images=found.within_budget)
+        record.update(kept_fp32=list(found.keep_fp32), within_budget_on_choosing_images=found.within_budget,
+                      calibration_images=third)
         half = 2 * third
     else:
         options = QuantOptions(args.calibration_method, parse_groups(args.keep_fp32 or ""), args.nncf_preset,
@@ -139,6 +152,6 @@ def _quantize(model: nn.Module, fp32: Path, int8: Path, resolution: int, args: a
     held_out = images[half:] if len(images) > 1 else images
     runner = {"onnx": OnnxRunner, "openvino": OpenVinoRunner, "executorch": ExecuTorchRunner}[format]
     a = agreement(runner(fp32)(held_out), runner(int8)(held_out))
-    return {"output": str(int8), "size_mb": _size_mb(int8), "calibration_images": half, **record,
+    return {"output": str(int8), "size_mb": _size_mb(int8), "calibration_images": half, **record,  # auto: a third
             "top1_agreement_with_fp32": a.top1_agreement, "images_checked": a.images,
             "top1_agreement_confident": a.top1_agreement_confident, "confident_images": a.confident_images}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from torch import nn
 
 from .. import pt2e
 from ..atomic import write_atomic
+from .quant_options import group_pattern
 from .runtime import RuntimeModel
 
 # The batch bound the export declares; the program's own plan may hold fewer (see above).
@@ -50,10 +51,12 @@ def require_executorch():  # type: ignore[no-untyped-def]
     return executorch.runtime
 
 
-def xnnpack_quantizer():  # type: ignore[no-untyped-def]
-    """XNNPACK's int8 scheme: symmetric per-channel weights, per-tensor activations."""
+def xnnpack_quantizer(keep_fp32: Sequence[str] = ()):  # type: ignore[no-untyped-def]
+    """XNNPACK's int8 scheme: symmetric per-channel weights, per-tensor activations; the layer
+    groups ``keep_fp32`` (``stem``, ``se``, ``stage3``, ``classifier``...) stay in fp32."""
     require_executorch()
-    return pt2e.xnnpack_quantizer(per_channel=True)[0]
+    patterns = [group_pattern(group, modules=True) for group in keep_fp32]
+    return pt2e.xnnpack_quantizer(per_channel=True, fp32_modules=patterns)[0]
 
 
 def _export(module: nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:
@@ -63,14 +66,15 @@ def _export(module: nn.Module, example: torch.Tensor) -> torch.export.ExportedPr
     return torch.export.export(module, (example,), dynamic_shapes=({0: batch},))
 
 
-def quantize_int8(module: nn.Module, example: torch.Tensor, calibration: np.ndarray) -> nn.Module:
+def quantize_int8(module: nn.Module, example: torch.Tensor, calibration: np.ndarray,
+                  keep_fp32: Sequence[str] = ()) -> nn.Module:
     """``module`` quantised by PT2E (prepare, observe ``calibration``, convert) with XNNPACK's
     quantiser: a graph of quantise/dequantise pairs that the XNNPACK lowering turns into int8
-    kernels."""
+    kernels; the groups ``keep_fp32`` stay fp32 (XNNPACK runs them in fp32)."""
     if len(calibration) == 0:
         raise ValueError("int8 calibration needs at least one image")
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-    prepared = prepare_pt2e(_export(module, example).module(), xnnpack_quantizer())
+    prepared = prepare_pt2e(_export(module, example).module(), xnnpack_quantizer(keep_fp32))
     with torch.no_grad():
         for start in range(0, len(calibration), CALIBRATION_BATCH):
             prepared(torch.from_numpy(np.ascontiguousarray(calibration[start:start + CALIBRATION_BATCH],
@@ -79,9 +83,10 @@ def quantize_int8(module: nn.Module, example: torch.Tensor, calibration: np.ndar
 
 
 def export_executorch(module: nn.Module, path: str | Path, example: torch.Tensor, *,
-                      calibration: np.ndarray | None = None) -> Path:
+                      calibration: np.ndarray | None = None, keep_fp32: Sequence[str] = ()) -> Path:
     """``module`` (eval mode, ready to export: BN folded and SAME pads fixed for ours) as an
-    XNNPACK ``.pte`` at ``example``'s image size; int8 when ``calibration`` images are given."""
+    XNNPACK ``.pte`` at ``example``'s image size; int8 when ``calibration`` images are given,
+    but for the groups ``keep_fp32``."""
     path = Path(path)
     if path.suffix != ".pte":
         raise ValueError(f"an ExecuTorch program ends in .pte; got {path.name}")
@@ -90,7 +95,7 @@ def export_executorch(module: nn.Module, path: str | Path, example: torch.Tensor
     from executorch.exir import to_edge_transform_and_lower
     module = module.eval()
     if calibration is not None:
-        module = quantize_int8(module, example, calibration)
+        module = quantize_int8(module, example, calibration, keep_fp32)
     edge = to_edge_transform_and_lower(_export(module, example), partitioner=[XnnpackPartitioner()])
     return write_atomic(path, edge.to_executorch().buffer)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,12 +104,14 @@ def export_program(model: nn.Module, path: str | Path, example: torch.Tensor, *,
 
 
 def export_model(model: nn.Module, path: str | Path, *, format: str = "onnx", resolution: int = 224,
-                 dynamic: bool = False, fold: bool = True, calibration: np.ndarray | None = None) -> ExportResult:
+                 dynamic: bool = False, fold: bool = True, calibration: np.ndarray | None = None,
+                 keep_fp32: Sequence[str] = ()) -> ExportResult:
     """Export ``model`` (any effnet classifier or feature net) and return where it went.
 
     ``resolution`` is the image size of a static export and the tracing size of a dynamic
     one. The batch dimension is always dynamic (an ExecuTorch program runs a larger batch than
-    its plan holds as several calls). ``calibration`` images make an ExecuTorch program int8.
+    its plan holds as several calls). ``calibration`` images make an ExecuTorch program int8,
+    but for the layer groups ``keep_fp32`` (see :mod:`effnet.deploy.quant_options`).
     """
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
@@ -139,7 +142,7 @@ def export_model(model: nn.Module, path: str | Path, *, format: str = "onnx", re
     elif format == "torchscript":
         export_torchscript(module, path, example)
     elif format == "executorch":
-        export_executorch(module, path, example, calibration=calibration)
+        export_executorch(module, path, example, calibration=calibration, keep_fp32=keep_fp32)
     else:
         export_program(module, path, example, dynamic=dynamic)
     return ExportResult(path, format, resolution, dynamic)

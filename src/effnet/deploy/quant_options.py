@@ -9,7 +9,8 @@ writes from the module names (``/stem/conv/Conv``, ``/stages.3/stages.3.1/se/red
 convs, activations and the sigmoid gate's multiply), ``head`` (the final 1x1 conv), ``classifier``
 and ``stage0``, ``stage1``, ... (every node of one stage, its SE gates included). OpenVINO keeps
 ONNX node names when it reads or converts an ONNX file, so the same patterns name the same
-nodes in both.
+nodes in both. ExecuTorch's int8 (PT2E) quantises the model itself: there the same groups are
+found by module name (``group_pattern(group, modules=True)``).
 """
 
 from __future__ import annotations
@@ -36,13 +37,22 @@ FIXED_GROUPS = {
 _STAGE = re.compile(r"^stage(\d+)$")
 
 
-def group_pattern(group: str) -> str:
-    """The regular expression (searched in node names) of a named group."""
-    if group in FIXED_GROUPS:
-        return FIXED_GROUPS[group]
+# The same groups by PyTorch module name (``stem.conv``, ``stages.3.1.se.reduce``,
+# ``classifier``), as a PT2E graph's nodes carry them: ExecuTorch's int8 quantises the model,
+# not a file.
+MODULE_GROUPS = {"stem": r"^stem(\.|$)", "se": r"(^|\.)se(\.|$)", "head": r"^head(\.|$)",
+                 "classifier": r"^classifier(\.|$)"}
+
+
+def group_pattern(group: str, *, modules: bool = False) -> str:
+    """The regular expression (searched in node names, or in module names with ``modules``) of
+    a named group."""
+    fixed = MODULE_GROUPS if modules else FIXED_GROUPS
+    if group in fixed:
+        return fixed[group]
     match = _STAGE.match(group)
     if match:
-        return rf"^/stages\.{int(match.group(1))}/"
+        return rf"^stages\.{int(match.group(1))}(\.|$)" if modules else rf"^/stages\.{int(match.group(1))}/"
     raise ValueError(f"unknown layer group {group!r}; groups are {', '.join(FIXED_GROUPS)} and stage0, stage1, ...")
 
 
@@ -52,12 +62,14 @@ def group_nodes(names: Iterable[str], group: str) -> list[str]:
     return [name for name in names if pattern.search(name)]
 
 
-def groups_of(names: Iterable[str]) -> tuple[str, ...]:
-    """The groups an exported model has (those with at least one node), in network order."""
+def groups_of(names: Iterable[str], *, modules: bool = False) -> tuple[str, ...]:
+    """The groups an exported model has (those with at least one node), in network order;
+    ``modules``: of a model, from its module names (``model.named_modules()``)."""
     names = list(names)
-    stages = sorted({int(m.group(1)) for n in names if (m := re.match(r"^/stages\.(\d+)/", n))})
+    stage = r"^stages\.(\d+)(\.|$)" if modules else r"^/stages\.(\d+)/"
+    stages = sorted({int(m.group(1)) for n in names if (m := re.match(stage, n))})
     candidates = ["stem", "se", *(f"stage{i}" for i in stages), "head", "classifier"]
-    return tuple(g for g in candidates if group_nodes(names, g))
+    return tuple(g for g in candidates if any(re.search(group_pattern(g, modules=modules), n) for n in names))
 
 
 def parse_groups(text: str) -> tuple[str, ...]:

@@ -25,7 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
 
+from .executorch import export_executorch, quantize_int8
 from .openvino import OpenVinoRunner, quantize_openvino, require_openvino
 from .quant_options import QuantOptions, groups_of
 from .quantize import quantize_onnx
@@ -155,5 +158,28 @@ def quantize_within_budget(fp32_path: str | Path, int8_path: str | Path, calibra
     return result
 
 
-__all__ = ["RUNTIMES", "Sensitivity", "Trial", "find_fp32_groups", "node_names", "quantize_within_budget", "quantizer",
-           "score"]
+def pt2e_within_budget(module: nn.Module, int8_path: str | Path, example: torch.Tensor, calibration: np.ndarray,
+                       check: np.ndarray, *, budget: float = 0.01, groups: Sequence[str] | None = None) -> Sensitivity:
+    """The ExecuTorch counterpart of :func:`quantize_within_budget`: ``module`` (prepared for
+    export) quantised by PT2E with the fewest fp32 groups that meet ``budget`` on ``check``,
+    lowered to the XNNPACK program ``int8_path``. The trials run PyTorch's converted int8
+    graph, the arithmetic the program runs, without lowering each (seconds, not a minute)."""
+    if len(check) == 0:
+        raise ValueError("no check images; give images the calibration did not see")
+    images = torch.from_numpy(np.ascontiguousarray(check, dtype=np.float32))
+    with torch.no_grad():
+        fp32 = module(images).numpy()
+
+    def int8_logits(keep: tuple[str, ...]) -> np.ndarray:
+        with torch.no_grad():
+            return quantize_int8(module, example, calibration, keep)(images).numpy()
+
+    names = [name for name, _ in module.named_modules()]
+    candidates = tuple(groups) if groups is not None else groups_of(names, modules=True)
+    result = find_fp32_groups(int8_logits, fp32, candidates, budget)
+    export_executorch(module, int8_path, example, calibration=calibration, keep_fp32=result.keep_fp32)
+    return result
+
+
+__all__ = ["RUNTIMES", "Sensitivity", "Trial", "find_fp32_groups", "node_names", "pt2e_within_budget",
+           "quantize_within_budget", "quantizer", "score"]
