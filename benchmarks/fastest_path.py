@@ -9,8 +9,11 @@ eager PyTorch (channels_last), onnxruntime fp32/int8, OpenVINO fp32/bf16/int8 an
 the way a timm user exports it (torch.onnx.export / torch.export of the eval model). Every int8
 path is calibrated on the same images; accuracy is top-1 agreement with eager fp32 on other
 crops of the same photos (no labels ship for them: agreement bounds the change in top-1 from
-below). Speed: images/s at --batch and ms at batch 1, all paths timed alternately in one
-process, medians of --rounds rounds.
+below). effnet's onnxruntime and ExecuTorch int8 also run with the layer groups kept in fp32
+that its sensitivity analysis measures (``--groups-budget``: the share of a third set of crops,
+never scored, that may change class), which a timm user would have to find by hand. Speed:
+images/s at --batch and ms at batch 1, all paths timed alternately in one process, medians of
+--rounds rounds.
 
     python benchmarks/fastest_path.py [--model efficientnet_lite0 --weights lite0.official
         --peer timm:tf_efficientnet_lite0] [--batch 32] [--threads 2] [--images 512]
@@ -41,6 +44,8 @@ from effnet.data.transforms import input_size
 from effnet.deploy.calibration import sample_photos
 from effnet.deploy.executorch import ExecuTorchRunner, export_executorch
 from effnet.deploy.export import prepare
+from effnet.deploy.runtime import OnnxRunner
+from effnet.deploy.sensitivity import pt2e_within_budget, quantize_within_budget
 from effnet.deploy.timing import time_alternately
 from effnet.optimize.candidates import Builder, Candidate, available_candidates
 from effnet.weights.convert import export_state_dict
@@ -66,7 +71,8 @@ def _torch_run(model: nn.Module) -> Run:
     return run
 
 
-def our_paths(model: nn.Module, folder: Path, resolution: int, calibration: np.ndarray, threads: int) -> dict[str, Run]:
+def our_paths(model: nn.Module, folder: Path, resolution: int, calibration: np.ndarray, check: np.ndarray,
+              threads: int, budget: float) -> dict[str, Run]:
     builder = Builder(model, folder, resolution, calibration, threads)
     paths = {f"effnet {c.name}": builder.build(c).run for c in available_candidates()}
     example = torch.zeros(1, model.spec.in_chans, resolution, resolution)
@@ -75,6 +81,13 @@ def our_paths(model: nn.Module, folder: Path, resolution: int, calibration: np.n
         pte = export_executorch(module, folder / f"ours_{precision}.pte", example,
                                 calibration=calibration if precision == "int8" else None)
         paths[f"effnet executorch {precision}"] = ExecuTorchRunner(pte, threads=threads)
+    found = quantize_within_budget(builder.onnx_fp32(), folder / "ours_groups.onnx", calibration, check,
+                                   runtime="onnx", budget=budget)
+    paths[f"effnet onnx int8, fp32: {'+'.join(found.keep_fp32) or 'none'}"] = OnnxRunner(folder / "ours_groups.onnx",
+                                                                                        threads=threads)
+    found = pt2e_within_budget(module, folder / "ours_groups.pte", example, calibration, check, budget=budget)
+    paths[f"effnet executorch int8, fp32: {'+'.join(found.keep_fp32) or 'none'}"] = ExecuTorchRunner(
+        folder / "ours_groups.pte", threads=threads)
     return paths
 
 
@@ -107,6 +120,7 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
     theirs = same_weights_peer(ours, args.peer)
     crops = sample_photos(ours, args.images, resolution=resolution, seed=1)
     calibration, scored = crops[: args.images // 4], crops[args.images // 4:]
+    check = sample_photos(ours, args.images // 4, resolution=resolution, seed=2)  # chooses the fp32 groups
     with torch.inference_mode():
         gap = float((ours(torch.from_numpy(scored[:8])) - theirs(torch.from_numpy(scored[:8]))).abs().max())
         reference = np.concatenate([ours(torch.from_numpy(scored[i:i + 32])).argmax(1).numpy()
@@ -114,7 +128,7 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
     if gap > 1e-3:
         raise SystemExit(f"{args.peer} with our weights differs from ours by {gap:.2e} in logits; not the same model")
     with tempfile.TemporaryDirectory(prefix="effnet-fastest-") as tmp:
-        paths = {**our_paths(ours, Path(tmp), resolution, calibration, args.threads),
+        paths = {**our_paths(ours, Path(tmp), resolution, calibration, check, args.threads, args.groups_budget),
                  **peer_paths(theirs, Path(tmp), resolution, calibration, args.threads)}
         scores = {name: agreement(run, scored, reference) for name, run in paths.items()}
         x = np.random.default_rng(0).standard_normal((args.batch, 3, resolution, resolution), dtype=np.float32)
@@ -125,6 +139,7 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
              "agreement": scores[n]} for n in paths]
     return {"model": args.model, "weights": args.weights, "peer": args.peer, "resolution": resolution,
             "batch": args.batch, "scored_images": len(scored), "calibration_images": len(calibration),
+            "check_images": len(check), "groups_budget": args.groups_budget,
             "logit_gap_eager": gap, "rows": rows, "ratios": ratios(rows)}
 
 
@@ -147,7 +162,9 @@ def markdown(record: dict) -> str:
     lines = [f"# Fastest at equal accuracy: {record['model']} ({record['weights']}) against {record['peer']} with the same "
              f"weights", "", f"Batch {record['batch']} and batch 1 at {record['resolution']} px; agreement: top-1 "
              f"agreement with eager fp32 on {record['scored_images']} photo crops ({record['calibration_images']} other "
-             f"crops calibrate every int8 path). 'Within' = agreement >= {100 - WITHIN}%.", "",
+             f"crops calibrate every int8 path; {record.get('check_images', 0)} more choose effnet's fp32 groups, "
+             f"at most {100 * record.get('groups_budget', 0):.0f}% of them changing class). "
+             f"'Within' = agreement >= {100 - WITHIN}%.", "",
              "| path | images/s (batch) | ms at batch 1 | agreement (%) |", "|---|---|---|---|"]
     for r in sorted(record["rows"], key=lambda r: -r["images_per_s"]):
         lines.append(f"| {r['path']} | {r['images_per_s']:.1f} | {r['ms_batch1']:.2f} | {r['agreement']:.1f} |")
@@ -168,6 +185,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--images", type=int, default=512, help="photo crops: a quarter calibrate, the rest score")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--groups-budget", type=float, default=0.02,
+                        help="share of the check crops an int8 path with measured fp32 groups may change class")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     record = measure(args)
