@@ -5,14 +5,15 @@ one process at batch 32 and batch 1, on the official Lite0 weights and the calib
 
     python benchmarks/int8_groups_speed.py [--keep-fp32 stem,stage0,...] [--threads 2]
 
-The default groups are the ones ``bench_int8.py --ptq --runtimes openvino`` chose (its
-``results/int8_ptq_lite0_openvino/latest.md`` gives their accuracy). Writes
+The default groups are the ones ``bench_int8.py --ptq --runtimes openvino`` chose, read from
+its ``results/int8_ptq_lite0_openvino/latest.json`` (which gives their accuracy). Writes
 ``results/int8_groups_speed/latest.{json,md}``; run it alone on the machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 import tempfile
@@ -29,12 +30,18 @@ from effnet.deploy.openvino import OpenVinoRunner, quantize_openvino
 from effnet.deploy.quant_options import QuantOptions, parse_groups
 from effnet.deploy.timing import time_alternately
 
-CHOSEN = "stem,stage0,stage5,stage2,stage6,stage1,stage4"
+STUDY = Path(__file__).parent / "results" / "int8_ptq_lite0_openvino" / "latest.json"
+
+
+def study_groups() -> str:
+    """The fp32 groups the NNCF study measured (its last row: the best choice + groups)."""
+    return ",".join(json.loads(STUDY.read_text())["rows"][-1]["options"]["keep_fp32"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--keep-fp32", default=CHOSEN, help="layer groups kept in fp32 in the mixed int8 model")
+    parser.add_argument("--keep-fp32", default=None,
+                        help="layer groups kept in fp32 in the mixed int8 model (default: the NNCF study's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
@@ -42,7 +49,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model = effnet.create_model("efficientnet_lite0", weights="lite0.official").eval()
     calibration = sample_photos(model, 64, seed=1)
-    groups = parse_groups(args.keep_fp32)
+    groups = parse_groups(args.keep_fp32 or study_groups())
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_model(model, Path(tmp) / "fp32.onnx", resolution=224).path
         full = QuantOptions(bias_correction="full")

@@ -125,26 +125,24 @@ def _quantize(model: nn.Module, fp32: Path, int8: Path, resolution: int, args: a
     # Calibrate on half, check agreement with fp32 on the other half (images it did not see);
     # with --keep-fp32 auto a third calibrates, a third chooses the groups, a third checks.
     half = max(1, len(images) // 2)
+    calibrated = half
     record: dict[str, object] = {}
-    if format == "executorch" and args.keep_fp32 == "auto":  # PT2E quantises the model, not a file
+    if args.keep_fp32 == "auto":
         third = max(1, len(images) // 3)
-        module = prepare(model, resolution, dynamic=False)
-        found = pt2e_within_budget(module, int8, example_input(module, resolution), images[:third],
-                                   images[third:2 * third], budget=args.accuracy_budget / 100)
-        record.update(kept_fp32=list(found.keep_fp32), within_budget_on_choosing_images=found.within_budget,
-                      calibration_images=third)
-        half = 2 * third
+        calibration, check = images[:third], images[third:2 * third]
+        if format == "executorch":  # PT2E quantises the model, not a file
+            module = prepare(model, resolution, dynamic=False)
+            found = pt2e_within_budget(module, int8, example_input(module, resolution), calibration, check,
+                                       budget=args.accuracy_budget / 100)
+        else:
+            options = QuantOptions(args.calibration_method, (), args.nncf_preset, args.bias_correction)
+            found = quantize_within_budget(fp32, int8, calibration, check, runtime=format, options=options,
+                                           budget=args.accuracy_budget / 100)
+        record.update(kept_fp32=list(found.keep_fp32), within_budget_on_choosing_images=found.within_budget)
+        calibrated, half = third, 2 * third
     elif format == "executorch":
         export_model(model, int8, format=format, resolution=resolution, calibration=images[:half],
                      keep_fp32=parse_groups(args.keep_fp32 or ""))
-    elif args.keep_fp32 == "auto":
-        third = max(1, len(images) // 3)
-        options = QuantOptions(args.calibration_method, (), args.nncf_preset, args.bias_correction)
-        found = quantize_within_budget(fp32, int8, images[:third], images[third:2 * third], runtime=format,
-                                       options=options, budget=args.accuracy_budget / 100)
-        record.update(kept_fp32=list(found.keep_fp32), within_budget_on_choosing_images=found.within_budget,
-                      calibration_images=third)
-        half = 2 * third
     else:
         options = QuantOptions(args.calibration_method, parse_groups(args.keep_fp32 or ""), args.nncf_preset,
                                args.bias_correction)
@@ -152,6 +150,6 @@ def _quantize(model: nn.Module, fp32: Path, int8: Path, resolution: int, args: a
     held_out = images[half:] if len(images) > 1 else images
     runner = {"onnx": OnnxRunner, "openvino": OpenVinoRunner, "executorch": ExecuTorchRunner}[format]
     a = agreement(runner(fp32)(held_out), runner(int8)(held_out))
-    return {"output": str(int8), "size_mb": _size_mb(int8), "calibration_images": half, **record,  # auto: a third
+    return {"output": str(int8), "size_mb": _size_mb(int8), "calibration_images": calibrated, **record,
             "top1_agreement_with_fp32": a.top1_agreement, "images_checked": a.images,
             "top1_agreement_confident": a.top1_agreement_confident, "confident_images": a.confident_images}
